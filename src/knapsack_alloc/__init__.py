@@ -1,0 +1,61 @@
+"""knapsack-alloc: exact, fast rollout-budget allocation for RL training of LLMs.
+
+>>> from knapsack_alloc import allocate
+>>> allocate([0.1, 0.5, 0.9], budget=24).counts.tolist()
+[12, 6, 6]
+
+Public names are imported on first use, so ``import knapsack_alloc`` stays
+cheap (numba, SciPy and OR-Tools load only when a solver needs them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("knapsack-alloc")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+_EXPORTS = {
+    "allocate": "knapsack_alloc.engine",
+    "AllocationResult": "knapsack_alloc.result",
+    "BetaPosterior": "knapsack_alloc.posterior",
+    "ValueModel": "knapsack_alloc.values",
+    "NonzeroGradientValue": "knapsack_alloc.values",
+    "CallableValue": "knapsack_alloc.values",
+    "GRPO": "knapsack_alloc.values",
+    "NONZERO": "knapsack_alloc.values",
+    "InvalidArgumentError": "knapsack_alloc._validation",
+    "MissingDependencyError": "knapsack_alloc.solvers._ortools",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from knapsack_alloc._validation import InvalidArgumentError
+    from knapsack_alloc.engine import allocate
+    from knapsack_alloc.posterior import BetaPosterior
+    from knapsack_alloc.result import AllocationResult
+    from knapsack_alloc.solvers._ortools import MissingDependencyError
+    from knapsack_alloc.values import (
+        GRPO,
+        NONZERO,
+        CallableValue,
+        NonzeroGradientValue,
+        ValueModel,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'knapsack_alloc' has no attribute {name!r}")
+    attribute = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = attribute
+    return attribute
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,71 @@
+"""The allocation problem as the solver kernels see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+EMPTY_TABLE = np.zeros((0, 0), dtype=np.float64)
+EMPTY_VECTOR = np.zeros(0, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class GainSource:
+    """Marginal gains ``Value(N + 1) - Value(N)`` of every prompt.
+
+    Built-in value models give a *recurrence*: for ``N >= 1`` the gain is
+    ``a(N) + b(N)`` with ``a(N + 1) = a(N) * (a_num + step * N) / (den + step * N)``
+    (likewise ``b``), started at ``N0 = max(lower, 1)``; the gain from 0 to 1
+    rollout is 0. Every kernel walks the same recurrence, so they all see
+    bit-identical gains, and each factor is at most 1, so gains never
+    increase with ``N`` (also in floating point).
+
+    Other value models give a dense *table*: row ``i`` holds the gains from
+    ``lower[i]`` upwards; entries past ``span[i]`` are unused.
+    """
+
+    term_a: NDArray[np.float64]
+    term_b: NDArray[np.float64]
+    a_num: NDArray[np.float64]
+    b_num: NDArray[np.float64]
+    den: NDArray[np.float64]
+    step: float
+    table: NDArray[np.float64]
+
+    @classmethod
+    def from_table(cls, table: NDArray[np.float64]) -> GainSource:
+        """Wrap a dense ``(n, max_span)`` table of gains."""
+        return cls(EMPTY_VECTOR, EMPTY_VECTOR, EMPTY_VECTOR, EMPTY_VECTOR, EMPTY_VECTOR, 0.0, table)
+
+    @property
+    def use_table(self) -> bool:
+        """Whether the gains come from a dense table."""
+        return self.table.shape[0] > 0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validated instance: rollouts ``lower + extra`` with ``0 <= extra <= span``.
+
+    The budget is already reduced to ``capacity``: what is left after every
+    prompt's minimum, in units of the greatest common divisor of the costs.
+    """
+
+    lower: NDArray[np.int64]
+    span: NDArray[np.int64]
+    costs: NDArray[np.int64]
+    capacity: int
+    gains: GainSource
+    concave: bool
+
+    @property
+    def size(self) -> int:
+        """Number of prompts."""
+        return int(self.lower.shape[0])
+
+    @property
+    def unit_cost(self) -> bool:
+        """Whether every rollout costs one unit after reduction."""
+        return bool(np.all(self.costs == 1))

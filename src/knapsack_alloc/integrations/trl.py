@@ -1,0 +1,345 @@
+"""TRL adapter: a ``GRPOTrainer`` whose group sizes come from a `KnapsackAllocator`.
+
+``KnapsackGRPOTrainer`` is built on first access, so importing this module needs
+neither TRL nor PyTorch::
+
+    from knapsack_alloc.allocator import KnapsackAllocator
+    from knapsack_alloc.integrations.trl import KnapsackGRPOTrainer
+
+    trainer = KnapsackGRPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=GRPOConfig(...),
+        train_dataset=dataset,  # with a "prompt_id" column
+        allocator=KnapsackAllocator(preset="paper"),
+    )
+
+What the subclass changes in TRL's ``GRPOTrainer`` (written against TRL 1.16):
+
+* ``_get_train_sampler`` / ``get_train_dataloader``: the dataloader yields each
+  prompt once (``RepeatSampler`` with ``mini_repeat_count=1``), so a generation
+  batch holds ``generation_batch_size // num_generations`` unique prompts.
+* ``_generate_and_score_completions``: gathers the prompts of all processes,
+  asks the allocator for a plan with budget ``prompts * num_generations`` on
+  the main process, broadcasts it, repeats prompt ``i`` ``counts[i]`` times and
+  hands each process its slice of the expanded batch. After TRL has scored the
+  completions, the advantages are recomputed per group (TRL reshapes rewards
+  to ``(-1, num_generations)``, which is wrong for unequal groups) and the
+  allocator is updated with the step's rewards.
+* ``_calculate_rewards``: keeps the gathered rewards of the step.
+* ``_save_checkpoint`` / ``_load_optimizer_and_scheduler``: the allocator's
+  state is saved in and restored from each checkpoint folder.
+
+Evaluation is unchanged (uniform ``num_generations_eval``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from typing import Any
+
+__all__ = ["ALLOCATOR_STATE_FILE", "KnapsackGRPOTrainer", "group_advantages"]
+
+ALLOCATOR_STATE_FILE = "knapsack_allocator.npz"
+"""Name of the allocator's state file inside a trainer checkpoint folder."""
+
+_EPS = 1e-4  # TRL's constant in ``advantages / (std + 1e-4)``
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KnapsackGRPOTrainer":
+        return _trainer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _prompt_key(prompt: Any) -> str:
+    """Return a stable id for a prompt (a string or a list of chat messages)."""
+    text = json.dumps(prompt, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def group_advantages(
+    rewards_per_func: Any,
+    weights: Any,
+    group_ids: Any,
+    scale_rewards: str = "group",
+    aggregation: str = "sum_then_normalize",
+) -> tuple[Any, Any]:
+    """GRPO advantages with groups of any size, as TRL computes them for equal groups.
+
+    Parameters
+    ----------
+    rewards_per_func : torch.Tensor
+        Rewards of shape ``(n_rollouts, n_funcs)``; ``NaN`` marks a reward
+        function that gave no reward for that rollout.
+    weights : torch.Tensor
+        Weight of each reward function, shape ``(n_funcs,)``.
+    group_ids : torch.Tensor
+        Integer group (prompt) of each rollout, shape ``(n_rollouts,)``, values
+        in ``0 .. n_groups - 1``.
+    scale_rewards : {"group", "batch", "none"}
+        ``GRPOConfig.scale_rewards``: divide by the group's standard deviation,
+        by the batch's, or not at all.
+    aggregation : {"sum_then_normalize", "normalize_then_sum"}
+        ``GRPOConfig.multi_objective_aggregation``.
+
+    Returns
+    -------
+    advantages : torch.Tensor
+        Shape ``(n_rollouts,)``; rollouts without any reward get 0.
+    std_is_zero : torch.Tensor
+        Boolean, shape ``(n_rollouts,)``: the rollout's group (or, with
+        ``scale_rewards="batch"``, the batch) has zero reward spread, so the
+        rollout carries no gradient.
+
+    Notes
+    -----
+    With ``sum_then_normalize`` the reward ``r`` is the weighted sum over
+    functions and ``A = (r - mean_g(r)) / (std_g(r) + 1e-4)``, where ``mean_g``
+    and ``std_g`` (Bessel-corrected) run over the rollout's group and ignore
+    missing rewards. A group of one rollout has an undefined standard deviation
+    and gets advantage 0, as in TRL. With ``normalize_then_sum`` each function
+    is normalised within the group first, the weighted sum is then normalised
+    over the batch.
+    """
+    import torch
+    from trl.trainer.utils import nanstd
+
+    group_ids = group_ids.to(device=rewards_per_func.device, dtype=torch.long)
+    unscorable = torch.isnan(rewards_per_func).all(dim=1)
+    weights = weights.to(rewards_per_func.device)
+    if aggregation == "sum_then_normalize":
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        mean, std = _group_mean_std(rewards, group_ids)
+        if scale_rewards == "batch":
+            std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+        elif scale_rewards not in ("group", "none"):
+            raise ValueError(
+                f"The 'scale_rewards' parameter must be a str among {{'batch', 'group', 'none'}}. "
+                f"Got {scale_rewards!r} instead."
+            )
+        advantages = rewards - mean
+        if scale_rewards != "none":
+            advantages = advantages / (std + _EPS)
+    elif aggregation == "normalize_then_sum":
+        mean_k, std_k = _group_mean_std(rewards_per_func, group_ids)
+        reward_k = (rewards_per_func - mean_k) / (std_k + _EPS)
+        rewards = (reward_k * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+        advantages = (rewards - torch.nanmean(rewards)) / (std + _EPS)
+    else:
+        raise ValueError(
+            "The 'aggregation' parameter must be a str among "
+            f"{{'normalize_then_sum', 'sum_then_normalize'}}. Got {aggregation!r} instead."
+        )
+    std_is_zero = torch.isclose(std, torch.zeros_like(std))
+    return torch.nan_to_num(advantages, nan=0.0), std_is_zero
+
+
+def _group_mean_std(values: Any, group_ids: Any) -> tuple[Any, Any]:
+    """Per-rollout mean and Bessel-corrected std of its group, ignoring ``NaN``."""
+    import torch
+
+    n_groups = int(group_ids.max().item()) + 1
+    valid = ~torch.isnan(values)
+    shape = (n_groups, *values.shape[1:])
+    count = values.new_zeros(shape).index_add_(0, group_ids, valid.to(values.dtype))
+    total = values.new_zeros(shape).index_add_(0, group_ids, torch.where(valid, values, 0.0))
+    mean = (total / count)[group_ids]
+    squares = torch.where(valid, (values - mean) ** 2, 0.0)
+    variance = values.new_zeros(shape).index_add_(0, group_ids, squares) / (count - 1)
+    variance = torch.where(count > 1, variance, torch.nan)
+    return mean, torch.sqrt(variance)[group_ids]
+
+
+@functools.cache
+def _trainer_class() -> type:
+    """Import TRL and build ``KnapsackGRPOTrainer`` (once)."""
+    import os
+
+    import numpy as np
+    import torch
+    from accelerate.utils import broadcast_object_list, gather_object
+    from datasets import IterableDataset
+    from trl import GRPOTrainer
+    from trl.trainer.utils import RepeatSampler
+
+    from knapsack_alloc.batching import expand_counts
+
+    class KnapsackGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+        """``GRPOTrainer`` that gives each prompt the rollouts a `KnapsackAllocator` plans.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Passed to ``trl.GRPOTrainer``.
+        allocator : KnapsackAllocator
+            Plans the rollouts of every generation batch and is updated with
+            its rewards.
+        prompt_id_column : str or None, default "prompt_id"
+            Dataset column that identifies a prompt across epochs (an int or a
+            string). ``None`` hashes the prompt itself.
+        allocator_reward : str or None, default None
+            Name of the reward function (as in ``reward_func_names``) whose
+            rewards update the allocator, e.g. a 0/1 correctness reward next
+            to a format reward. ``None`` uses the weighted sum of all reward
+            functions.
+
+        Notes
+        -----
+        The rollout budget of a generation batch is ``generation_batch_size``
+        (unique prompts times ``num_generations``), the same as the stock
+        trainer's. ``per_device_train_batch_size * steps_per_generation`` must
+        be a multiple of ``num_generations``, so that every process receives a
+        whole number of unique prompts. The plan is made on the main process
+        and broadcast; every process then updates its copy of the allocator
+        with the same gathered rewards.
+        """
+
+        def __init__(
+            self,
+            *args: Any,
+            allocator: Any,
+            prompt_id_column: str | None = "prompt_id",
+            allocator_reward: str | None = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            self.allocator = allocator
+            self.prompt_id_column = prompt_id_column
+            self.allocator_reward = allocator_reward
+            self._step_rewards_per_func: torch.Tensor | None = None
+            local_rollouts = self.args.per_device_train_batch_size * self.args.steps_per_generation
+            if local_rollouts % self.num_generations != 0:
+                raise ValueError(
+                    "`per_device_train_batch_size * steps_per_generation == "
+                    f"{local_rollouts}`, must be a multiple of `num_generations == "
+                    f"{self.num_generations}` so that each process gets whole prompts."
+                )
+            if isinstance(self.train_dataset, IterableDataset):
+                raise ValueError(
+                    "KnapsackGRPOTrainer needs a map-style `datasets.Dataset`; iterable "
+                    "datasets are not supported."
+                )
+            if self.use_vllm and self.vllm_mode == "server":
+                raise ValueError(
+                    "vLLM server mode generates `num_generations` completions per unique "
+                    "prompt and cannot follow a plan; use `vllm_mode='colocate'` or "
+                    "transformers generation."
+                )
+            if allocator_reward is not None and allocator_reward not in self.reward_func_names:
+                raise ValueError(
+                    f"The 'allocator_reward' parameter must be a str among "
+                    f"{set(self.reward_func_names)}. Got {allocator_reward!r} instead."
+                )
+
+        def _get_train_sampler(self, dataset: Any = None) -> RepeatSampler:
+            return RepeatSampler(
+                data_source=self.train_dataset if dataset is None else dataset,
+                mini_repeat_count=1,
+                batch_size=self.args.generation_batch_size // self.num_generations,
+                repeat_count=self.num_iterations * self.args.steps_per_generation,
+                shuffle=self.shuffle_dataset,
+                seed=self.args.seed,
+            )
+
+        def get_train_dataloader(self) -> Any:
+            prompts_per_process = (
+                self._train_batch_size * self.args.steps_per_generation // self.num_generations
+            )
+            return self._get_dataloader(
+                dataset=self.train_dataset,
+                description="Training",
+                batch_size=prompts_per_process,
+                sampler_fn=self._get_train_sampler,
+                is_training=True,
+            )
+
+        def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+            rewards_per_func: torch.Tensor = super()._calculate_rewards(*args, **kwargs)
+            self._step_rewards_per_func = rewards_per_func
+            return rewards_per_func
+
+        def _prompt_id(self, row: dict[str, Any]) -> Any:
+            if self.prompt_id_column is None:
+                return _prompt_key(row["prompt"])
+            if self.prompt_id_column not in row:
+                raise KeyError(
+                    f"Column {self.prompt_id_column!r} is missing from the training batch. Add "
+                    "it to the dataset (and keep `remove_unused_columns=False`), or pass "
+                    "`prompt_id_column=None` to identify prompts by their text."
+                )
+            value = row[self.prompt_id_column]
+            return value.item() if isinstance(value, torch.Tensor) else value
+
+        def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            if not self.model.training:
+                return super()._generate_and_score_completions(inputs)  # type: ignore[no-any-return]
+            rows = gather_object(inputs)
+            prompt_ids = [self._prompt_id(row) for row in rows]
+            payload: list[Any] = [None]
+            if self.accelerator.is_main_process:
+                plan = self.allocator.plan(prompt_ids, len(rows) * self.num_generations)
+                payload = [(np.asarray(plan.counts, dtype=np.int64), dict(plan.metrics))]
+            broadcast_object_list(payload, from_process=0)
+            counts, plan_metrics = payload[0]
+            rollout_index, group_ids = expand_counts(counts)
+
+            local = len(inputs) * self.num_generations
+            start = self.accelerator.process_index * local
+            local_rows = [dict(rows[i]) for i in rollout_index[start : start + local]]
+            output: dict[str, Any] = super()._generate_and_score_completions(local_rows)
+
+            rewards_per_func = self._step_rewards_per_func
+            assert rewards_per_func is not None  # set by _calculate_rewards above
+            advantages, std_is_zero = group_advantages(
+                rewards_per_func,
+                self.reward_weights,
+                torch.as_tensor(group_ids),
+                scale_rewards=self.scale_rewards,
+                aggregation=self.multi_objective_aggregation,
+            )
+            output["advantages"] = advantages[start : start + local]
+            # TRL logged advantages and zero-spread counts for groups of num_generations.
+            logged = self._logs["advantages"]
+            for _ in range(len(advantages)):
+                logged.pop()
+            logged.extend(advantages.tolist())
+            metrics = self._metrics["train"]
+            metrics["frac_reward_zero_std"][-1] = std_is_zero.float().mean().item()
+
+            if self.allocator_reward is None:
+                rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(1)
+                rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+            else:
+                rewards = rewards_per_func[:, self.reward_func_names.index(self.allocator_reward)]
+            rewards_np = rewards.detach().cpu().numpy().astype(np.float64)
+            scored = ~np.isnan(rewards_np)
+            rollout_ids = [prompt_ids[i] for i in rollout_index[scored]]
+            update_metrics = self.allocator.update(rollout_ids, rewards_np[scored])
+            for name, value in plan_metrics.items():
+                metrics[f"knapsack/plan/{name}"].append(float(value))
+            for name, value in update_metrics.items():
+                metrics[f"knapsack/update/{name}"].append(float(value))
+            return output
+
+        def _save_checkpoint(self, model: Any, trial: Any) -> None:
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                folder = f"checkpoint-{self.state.global_step}"
+                path = os.path.join(self._get_output_dir(trial=trial), folder, ALLOCATOR_STATE_FILE)
+                self.allocator.save(path)
+
+        def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+            super()._load_optimizer_and_scheduler(checkpoint)
+            if checkpoint is not None:
+                path = os.path.join(checkpoint, ALLOCATOR_STATE_FILE)
+                if os.path.exists(path):
+                    self.allocator.load_state_dict(type(self.allocator).load(path).state_dict())
+
+    KnapsackGRPOTrainer.__module__ = __name__
+    return KnapsackGRPOTrainer

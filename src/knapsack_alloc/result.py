@@ -1,0 +1,79 @@
+"""The result of :func:`knapsack_alloc.allocate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Status = Literal["optimal", "feasible", "time_limit"]
+
+
+@dataclass(frozen=True, repr=False)
+class AllocationResult:
+    """Rollouts per prompt and the evidence of how good they are.
+
+    Attributes
+    ----------
+    counts : numpy.ndarray of int64
+        Rollouts per prompt, in input order (read-only).
+    objective : float
+        Total value ``sum_i Value(counts[i], p_i)``.
+    upper_bound : float
+        Proven upper bound on the optimal objective;
+        ``objective == upper_bound`` certifies optimality.
+    total_cost : float
+        ``sum_i cost_i * counts[i]`` with the caller's (unrounded) costs.
+    budget : float
+        The budget that was asked for.
+    unused_budget : float
+        ``budget - total_cost``.
+    solver : str
+        The solver that produced ``counts`` (``"auto"`` resolved).
+    status : {'optimal', 'feasible', 'time_limit'}
+        ``optimal``: proven optimal; ``feasible``: within budget, with the gap
+        to ``upper_bound`` unproven; ``time_limit``: a solver stopped early.
+    solve_time : float
+        Seconds spent in :func:`allocate`, validation included.
+    value : str
+        Name of the value model.
+    cost_rounding : float or None
+        Largest relative rounding error of a cost when ``cost_resolution``
+        was used, else None.
+    """
+
+    counts: NDArray[np.int64]
+    objective: float
+    upper_bound: float
+    total_cost: float
+    budget: float
+    solver: str
+    status: Status
+    solve_time: float
+    value: str
+    cost_rounding: float | None = None
+    unused_budget: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts.flags.writeable = False
+        object.__setattr__(self, "unused_budget", self.budget - self.total_cost)
+
+    @property
+    def gap(self) -> float:
+        """``upper_bound - objective``: how far from optimal the answer can be."""
+        return max(self.upper_bound - self.objective, 0.0)
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        return np.array(self.counts, dtype=dtype, copy=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"AllocationResult(n={len(self)}, total_cost={self.total_cost:g}, "
+            f"objective={self.objective:.6g}, status={self.status!r}, gap={self.gap:.2g}, "
+            f"solver={self.solver!r}, solve_time={self.solve_time * 1e3:.3g} ms)"
+        )

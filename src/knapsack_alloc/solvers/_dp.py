@@ -1,0 +1,125 @@
+"""Exact dynamic programmes over the budget (numba kernels).
+
+``best[x]`` is the largest sum of gains of the prompts seen so far using at
+most ``x`` cost units. Adding prompt ``i`` (cost ``c``, at most ``s`` extra
+rollouts, prefix sums of gains ``G``) is a (max, +) convolution::
+
+    new[x] = max_{0 <= k <= min(s, x // c)} best[x - k c] + G[k]
+
+The general kernel scans every ``k`` (``O(capacity * s)`` per prompt). When
+``G`` is concave the matrix ``M[t, j] = h[j] + G[t - j]`` along each residue
+class ``x = r + t c`` is inverse-Monge, so its row maxima move monotonically
+and divide and conquer finds them in ``O(capacity * log s)`` per prompt.
+Both record the chosen ``k`` to rebuild the allocation; among equal values
+they keep the smallest ``k``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from knapsack_alloc.solvers._jit import kernel
+
+
+@kernel
+def _prefix_sums(table: NDArray[np.float64], i: int, span: int, out: NDArray[np.float64]) -> None:
+    out[0] = 0.0
+    for k in range(span):
+        out[k + 1] = out[k] + table[i, k]
+
+
+@kernel
+def _rebuild(
+    choice: NDArray[np.int32], costs: NDArray[np.int64], capacity: int
+) -> NDArray[np.int64]:
+    size = choice.shape[0]
+    extra = np.zeros(size, dtype=np.int64)
+    x = capacity
+    for i in range(size - 1, -1, -1):
+        extra[i] = choice[i, x]
+        x -= extra[i] * costs[i]
+    return extra
+
+
+@kernel
+def dp_general_kernel(
+    table: NDArray[np.float64], span: NDArray[np.int64], costs: NDArray[np.int64], capacity: int
+) -> tuple[NDArray[np.int64], float]:
+    """Exact for any gains: returns extra rollouts per prompt and their summed gain."""
+    size = table.shape[0]
+    best = np.zeros(capacity + 1, dtype=np.float64)
+    new = np.empty(capacity + 1, dtype=np.float64)
+    choice = np.zeros((size, capacity + 1), dtype=np.int32)
+    prefix = np.empty(table.shape[1] + 1, dtype=np.float64)
+    for i in range(size):
+        _prefix_sums(table, i, span[i], prefix)
+        c = costs[i]
+        for x in range(capacity + 1):
+            top = best[x]
+            arg = 0
+            for k in range(1, min(span[i], x // c) + 1):
+                value = best[x - k * c] + prefix[k]
+                if value > top:
+                    top = value
+                    arg = k
+            new[x] = top
+            choice[i, x] = arg
+        best, new = new, best
+    return _rebuild(choice, costs, capacity), best[capacity]
+
+
+@kernel
+def dp_concave_kernel(
+    table: NDArray[np.float64], span: NDArray[np.int64], costs: NDArray[np.int64], capacity: int
+) -> tuple[NDArray[np.int64], float]:
+    """Exact for gains that never increase within a prompt (concave values)."""
+    size = table.shape[0]
+    best = np.zeros(capacity + 1, dtype=np.float64)
+    new = np.empty(capacity + 1, dtype=np.float64)
+    choice = np.zeros((size, capacity + 1), dtype=np.int32)
+    prefix = np.empty(table.shape[1] + 1, dtype=np.float64)
+    # Pending ranges of divide and conquer: rows [t_lo, t_hi], columns [j_lo, j_hi].
+    stack = np.empty((256, 4), dtype=np.int64)
+    for i in range(size):
+        s = span[i]
+        c = costs[i]
+        _prefix_sums(table, i, s, prefix)
+        for r in range(min(c, capacity + 1)):
+            last = (capacity - r) // c
+            stack[0, 0] = 0
+            stack[0, 1] = last
+            stack[0, 2] = 0
+            stack[0, 3] = last
+            top = 1
+            while top > 0:
+                top -= 1
+                t_lo = stack[top, 0]
+                t_hi = stack[top, 1]
+                j_lo = stack[top, 2]
+                j_hi = stack[top, 3]
+                t = (t_lo + t_hi) // 2
+                # Rightmost maximiser: fewest extra rollouts for this prompt.
+                arg = min(j_hi, t)
+                value_best = best[r + arg * c] + prefix[t - arg]
+                for j in range(arg - 1, max(j_lo, t - s) - 1, -1):
+                    value = best[r + j * c] + prefix[t - j]
+                    if value > value_best:
+                        value_best = value
+                        arg = j
+                new[r + t * c] = value_best
+                choice[i, r + t * c] = t - arg
+                if t + 1 <= t_hi:
+                    stack[top, 0] = t + 1
+                    stack[top, 1] = t_hi
+                    stack[top, 2] = arg
+                    stack[top, 3] = j_hi
+                    top += 1
+                if t_lo <= t - 1:
+                    stack[top, 0] = t_lo
+                    stack[top, 1] = t - 1
+                    stack[top, 2] = j_lo
+                    stack[top, 3] = arg
+                    top += 1
+        best, new = new, best
+    return _rebuild(choice, costs, capacity), best[capacity]
