@@ -2,7 +2,7 @@
 
 File layout (all integers little-endian)::
 
-    8 bytes    magic b"KSALLOC\\x00"
+    8 bytes    magic: "KSALLOC" and a zero byte
     8 bytes    length H of the header
     H bytes    UTF-8 JSON header: format name, format version, object kind,
                JSON metadata, and name, dtype, shape, offset and size of
@@ -73,10 +73,17 @@ def write_checkpoint(
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         dtype = data.dtype.str
         if dtype not in _DTYPES:
-            raise TypeError(f"Array {name!r} has dtype {array.dtype}, which checkpoints do not store.")
+            raise TypeError(
+                f"Array {name!r} has dtype {array.dtype}, which checkpoints do not store."
+            )
         entries.append(
-            {"name": name, "dtype": dtype, "shape": list(data.shape), "offset": offset,
-             "nbytes": data.nbytes}
+            {
+                "name": name,
+                "dtype": dtype,
+                "shape": list(data.shape),
+                "offset": offset,
+                "nbytes": data.nbytes,
+            }
         )
         blobs.append(data)
         offset += data.nbytes
@@ -99,8 +106,11 @@ def write_checkpoint(
     try:
         with os.fdopen(fd, "wb") as file:
             digest = hashlib.sha256()
-            for chunk in (MAGIC, len(header_bytes).to_bytes(8, "little"), header_bytes, *blobs):
-                view = memoryview(chunk).cast("B")
+            prefix = MAGIC + len(header_bytes).to_bytes(8, "little") + header_bytes
+            digest.update(prefix)
+            file.write(prefix)
+            for blob in blobs:
+                view = blob.data.cast("B")
                 digest.update(view)
                 file.write(view)
             file.write(digest.digest())
@@ -164,23 +174,23 @@ def read_checkpoint(
         raise CheckpointError(
             f"{where!r} is not a {FORMAT_NAME} checkpoint (it does not start with {MAGIC!r})."
         )
-    if len(data) < _PREFIX_SIZE:
-        raise CheckpointError(f"{where!r} is truncated: only {len(data)} bytes.")
-    header_size = int.from_bytes(data[len(MAGIC) : _PREFIX_SIZE], "little")
-    header_end = _PREFIX_SIZE + header_size
-    header = _parse_header(where, data, header_end)
-    expected = header_end + int(header["payload_nbytes"]) + _DIGEST_SIZE
-    if len(data) < expected:
-        raise CheckpointError(
-            f"{where!r} is truncated: the header announces {expected} bytes, the file has "
-            f"{len(data)}."
-        )
-    if len(data) > expected:
-        raise CheckpointError(
-            f"{where!r} is corrupted: {len(data) - expected} unexpected bytes after the data."
-        )
-    if hashlib.sha256(data[:-_DIGEST_SIZE]).digest() != data[-_DIGEST_SIZE:]:
+    intact = (
+        len(data) >= _PREFIX_SIZE + _DIGEST_SIZE
+        and hashlib.sha256(data[:-_DIGEST_SIZE]).digest() == data[-_DIGEST_SIZE:]
+    )
+    if not intact:
+        if len(data) < _PREFIX_SIZE:
+            raise CheckpointError(f"{where!r} is truncated: only {len(data)} bytes.")
+        size = _announced_size(where, data)
+        if len(data) < size:
+            raise CheckpointError(
+                f"{where!r} is truncated: the header announces {size} bytes, the file has "
+                f"{len(data)}."
+            )
         raise CheckpointError(f"{where!r} is corrupted: its SHA-256 checksum does not match.")
+    header = _parse_header(where, data)
+    if _announced_size(where, data) != len(data):
+        raise CheckpointError(f"{where!r} is corrupted: its size disagrees with its header.")
     if header["version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{where!r} has format version {header['version']}, but this version of "
@@ -188,14 +198,23 @@ def read_checkpoint(
         )
     if header["kind"] != kind:
         raise CheckpointError(f"{where!r} holds a {header['kind']!r}, not a {kind!r}.")
-    payload = data[header_end : header_end + int(header["payload_nbytes"])]
-    arrays = {
-        entry["name"]: _array(where, payload, entry) for entry in header["arrays"]
-    }
+    header_end = len(data) - _DIGEST_SIZE - header["payload_nbytes"]
+    payload = data[header_end : len(data) - _DIGEST_SIZE]
+    arrays = {entry["name"]: _array(where, payload, entry) for entry in header["arrays"]}
     return header["meta"], arrays
 
 
-def _parse_header(where: str, data: bytes, header_end: int) -> dict[str, Any]:
+def _announced_size(where: str, data: bytes) -> int:
+    header = _parse_header(where, data)
+    return _PREFIX_SIZE + _header_size(data) + int(header["payload_nbytes"]) + _DIGEST_SIZE
+
+
+def _header_size(data: bytes) -> int:
+    return int.from_bytes(data[len(MAGIC) : _PREFIX_SIZE], "little")
+
+
+def _parse_header(where: str, data: bytes) -> dict[str, Any]:
+    header_end = _PREFIX_SIZE + _header_size(data)
     if header_end > len(data):
         raise CheckpointError(
             f"{where!r} is truncated: the header alone needs {header_end} bytes, the file has "
@@ -217,12 +236,13 @@ def _parse_header(where: str, data: bytes, header_end: int) -> dict[str, Any]:
     )
     if not valid:
         raise CheckpointError(f"{where!r} is corrupted: its header lacks required fields.")
-    return header
+    parsed: dict[str, Any] = header
+    return parsed
 
 
 def _array(where: str, payload: bytes, entry: Any) -> NDArray[Any]:
     try:
-        name, dtype, shape = entry["name"], entry["dtype"], tuple(entry["shape"])
+        dtype, shape = entry["dtype"], tuple(entry["shape"])
         offset, nbytes = int(entry["offset"]), int(entry["nbytes"])
         valid = (
             dtype in _DTYPES
@@ -234,6 +254,7 @@ def _array(where: str, payload: bytes, entry: Any) -> NDArray[Any]:
         valid = False
     if not valid:
         raise CheckpointError(f"{where!r} is corrupted: an array entry is invalid: {entry!r}.")
-    flat = np.frombuffer(payload, dtype=np.dtype(dtype), count=nbytes // np.dtype(dtype).itemsize,
-                         offset=offset)
+    flat = np.frombuffer(
+        payload, dtype=np.dtype(dtype), count=nbytes // np.dtype(dtype).itemsize, offset=offset
+    )
     return flat.reshape(shape).astype(np.dtype(dtype).newbyteorder("="), copy=True)
