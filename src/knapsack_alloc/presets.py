@@ -177,7 +177,7 @@ def paper_counts(
     p = successes[effective] / trials[effective]
     capacity = int(eff_units.sum()) * (max_rollouts - min_rollouts)
     if effective.any():
-        ratio = np.log1p(-alpha) / np.log(np.maximum(p, 1.0 - p))
+        ratio = np.log(1.0 - alpha) / np.log(np.maximum(p, 1.0 - p))
         need = int(eff_units @ np.floor(np.minimum(max_rollouts, ratio)).astype(np.int64))
         share = need if need < remaining else remaining
     else:
@@ -311,7 +311,8 @@ def fit_beta_prior(histogram: NDArray[np.int64], min_trials: int) -> tuple[float
     least as much as the prior.
     """
     window = histogram.shape[0] - 1
-    n, s = np.indices(histogram.shape)
+    grid = np.indices(histogram.shape, dtype=np.int64)
+    n, s = grid[0], grid[1]
     use = (n >= max(min_trials, 1)) & (s <= n) & (histogram > 0)
     weight = histogram[use].astype(np.float64)
     prompts = weight.sum()

@@ -1,0 +1,737 @@
+"""The stateful allocator a training loop calls every step."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from knapsack_alloc._validation import (
+    InvalidArgumentError,
+    choice,
+    integer_scalar,
+    real_array,
+    real_scalar,
+)
+from knapsack_alloc.batching import Partition, balance, expand_counts
+from knapsack_alloc.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from knapsack_alloc.costs import resolve_costs
+from knapsack_alloc.history import IdKind, RewardHistory, as_prompt_ids
+from knapsack_alloc.posterior import BetaPosterior
+from knapsack_alloc.presets import (
+    RULES,
+    bayes_counts,
+    classify,
+    fit_beta_prior,
+    paper_counts,
+)
+from knapsack_alloc.result import AllocationResult
+from knapsack_alloc.solvers import SOLVERS
+from knapsack_alloc.values import NONZERO, resolve_value
+
+_COMMON: dict[str, Any] = {
+    "min_rollouts": 2,
+    "max_rollouts": 128,
+    "window": 16,
+    "min_history": 8,
+    "value": "grpo",
+    "solver": "auto",
+    "prior": "empirical",
+    "success_threshold": 0.5,
+    "cost_model": "unit",
+    "cost_resolution": None,
+    "time_limit": None,
+    "allow_unused_budget": False,
+}
+
+#: Default parameters of each preset; every one can be overridden by keyword.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"default_rollouts": 8, "alpha": 0.9, **_COMMON},
+    "bayes": dict(_COMMON),
+}
+
+_STATE_FORMAT = "knapsack-alloc/KnapsackAllocator"
+_STATE_VERSION = 1
+_MAX_WINDOW = 1024
+_QUANTILES = (10, 25, 50, 75, 90)
+
+
+@dataclass(frozen=True, repr=False)
+class StepPlan:
+    """Rollouts per prompt for one training step, with what a trainer logs.
+
+    Attributes
+    ----------
+    prompt_ids : numpy.ndarray
+        The batch's prompt ids, as given to :meth:`KnapsackAllocator.plan`.
+    counts : numpy.ndarray of int64
+        Rollouts per prompt, in input order.
+    rules : numpy.ndarray of str
+        Each prompt's category: ``'unseen'``, ``'warmup'`` (fewer than
+        ``min_history`` rewards), ``'zero'``, ``'one'`` or ``'effective'``.
+    fallback : numpy.ndarray of bool
+        Prompts that received the paper's fallback surplus.
+    estimates : numpy.ndarray of float64
+        Each prompt's window success rate (NaN if never seen).
+    metrics : dict of str to float
+        See :meth:`KnapsackAllocator.plan`.
+    allocation : AllocationResult or None
+        The :func:`~knapsack_alloc.allocate` result behind the plan (the
+        effective prompts only for ``"paper"``; None if it had none).
+    """
+
+    prompt_ids: NDArray[Any]
+    counts: NDArray[np.int64]
+    rules: NDArray[np.str_]
+    fallback: NDArray[np.bool_]
+    estimates: NDArray[np.float64]
+    metrics: dict[str, float]
+    allocation: AllocationResult | None
+
+    def __post_init__(self) -> None:
+        for array in (self.prompt_ids, self.counts, self.rules, self.fallback, self.estimates):
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return int(self.counts.size)
+
+    def __repr__(self) -> str:
+        return (
+            f"StepPlan(prompts={len(self)}, rollouts={int(self.counts.sum())}, "
+            f"max={int(self.counts.max(initial=0))}, "
+            f"pred_effective_ratio={self.metrics['pred_effective_ratio']:.3f})"
+        )
+
+    def expand(self, order: Any = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Batch index and group id of every rollout; see :func:`expand_counts`.
+
+        Parameters
+        ----------
+        order : array_like of int, optional
+            Order of the groups, e.g. ``plan.balance(k).order``.
+
+        Returns
+        -------
+        index, group : numpy.ndarray of int64
+        """
+        return expand_counts(self.counts, order)
+
+    def balance(self, workers: int, *, costs: Any = None, equal_size: bool = False) -> Partition:
+        """Split this batch's prompts across ``workers`` with equal rollout (or cost) totals.
+
+        Parameters
+        ----------
+        workers : int
+            Number of data-parallel workers.
+        costs : array_like, optional
+            Cost of one rollout of each prompt; the load of a prompt is then
+            ``counts * costs`` instead of ``counts``.
+        equal_size : bool, default False
+            Give every worker the same number of prompts.
+
+        Returns
+        -------
+        Partition
+            See :func:`~knapsack_alloc.batching.balance`.
+        """
+        weights = (
+            self.counts
+            if costs is None
+            else self.counts * real_array("costs", costs, length=len(self))
+        )
+        return balance(weights, workers, equal_size=equal_size)
+
+
+class KnapsackAllocator:
+    """Decide each prompt's rollouts from its reward history, step after step.
+
+    Parameters
+    ----------
+    preset : {'paper', 'bayes'}, default 'paper'
+        ``'paper'``: the Knapsack RL paper's rules, with the effective
+        prompts' share split exactly optimally. ``'bayes'``: per-prompt
+        ``Beta(a + s, b + f)`` beliefs and the exact posterior expected value.
+    **params
+        Overrides of the preset's parameters:
+
+        default_rollouts : int, default 8 (``'paper'`` only)
+            Rollouts of a prompt with fewer than ``min_history`` rewards.
+        min_rollouts, max_rollouts : int, default 2 and 128
+            ``'paper'``: the base of every valid prompt and the bounds of the
+            effective ones; ``'bayes'``: the bounds of every prompt.
+        window : int, default 16
+            Rewards per prompt its estimate uses (the most recent ones).
+        min_history : int, default 8
+            Rewards after which a prompt's estimate is valid. ``'bayes'``
+            uses it only to fit the prior and to count rules in the metrics.
+        alpha : float, default 0.9 (``'paper'`` only)
+            Target probability of a gradient in the effective prompts'
+            estimated need, which decides the fallback surplus.
+        value : {'grpo', 'nonzero'}, ValueModel or callable, default 'grpo'
+            Value model maximised (see :func:`~knapsack_alloc.allocate`).
+        solver : str, default 'auto'
+            Solver of :func:`~knapsack_alloc.allocate`.
+        prior : 'empirical' or tuple of float, default 'empirical'
+            Beta prior ``(a, b)`` of every prompt's success probability, or
+            ``'empirical'`` to fit it to the tracked prompts (see
+            :func:`~knapsack_alloc.presets.fit_beta_prior`). ``'paper'`` uses
+            it only for the predicted metrics.
+        success_threshold : float, default 0.5
+            A float reward in ``[0, 1]`` counts as a success when it is at
+            least this value.
+        cost_model : {'unit', 'tracked'}, default 'unit'
+            Cost of one rollout when :meth:`plan` gets no ``costs``:
+            ``'unit'`` (the budget counts rollouts) or ``'tracked'`` (each
+            prompt's mean of the per-rollout ``costs`` given to
+            :meth:`update`, e.g. response tokens).
+        cost_resolution : float, optional
+            Unit real costs are rounded to (see :func:`~knapsack_alloc.allocate`).
+        time_limit : float, optional
+            Seconds allowed to the ``'ortools'`` solver.
+        allow_unused_budget : bool, default False
+            Allow a budget larger than the bounds let the plan spend.
+
+    Attributes
+    ----------
+    history_ : RewardHistory
+        Reward windows of every prompt seen.
+    n_updates_ : int
+        Non-empty updates so far.
+    n_rollouts_ : int
+        Rewards recorded so far.
+
+    Examples
+    --------
+    >>> ka = KnapsackAllocator("paper")
+    >>> plan = ka.plan(["a", "b", "c"], budget=24)
+    >>> plan.counts.tolist()
+    [8, 8, 8]
+    >>> metrics = ka.update(["a"] * 8 + ["b"] * 8, [1, 0] * 4 + [0] * 8)
+    >>> metrics["effective_ratio"]
+    0.5
+    """
+
+    _PARAMETERS: ClassVar[frozenset[str]] = frozenset(PRESETS["paper"]) | {"preset"}
+
+    def __init__(self, preset: str = "paper", **params: Any) -> None:
+        preset = choice("preset", preset, PRESETS)
+        allowed = PRESETS[preset]
+        for name in sorted(params):
+            if name not in allowed:
+                listed = ", ".join(sorted(allowed))
+                raise TypeError(
+                    f"{name!r} is not a parameter of the {preset!r} preset; its parameters are: "
+                    f"{listed}."
+                )
+        checked = _check_params({**allowed, **params})
+        object.__setattr__(self, "preset", preset)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+        self.history_ = RewardHistory(checked["window"])
+        self.n_updates_ = 0
+        self.n_rollouts_ = 0
+
+    preset: str
+    default_rollouts: int
+    min_rollouts: int
+    max_rollouts: int
+    window: int
+    min_history: int
+    alpha: float
+    value: Any
+    solver: str
+    prior: str | tuple[float, float]
+    success_threshold: float
+    cost_model: str
+    cost_resolution: float | None
+    time_limit: float | None
+    allow_unused_budget: bool
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._PARAMETERS:
+            raise AttributeError(
+                f"{name} is fixed when the allocator is created; create a new "
+                "KnapsackAllocator with the parameter you want."
+            )
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        changed = {
+            k: v
+            for k, v in self.get_params().items()
+            if k != "preset" and PRESETS[self.preset][k] != v
+        }
+        extra = "".join(f", {k}={v!r}" for k, v in changed.items())
+        return f"KnapsackAllocator({self.preset!r}{extra}, tracked={len(self.history_)})"
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the preset name and every parameter's value.
+
+        Returns
+        -------
+        dict
+            ``KnapsackAllocator(**params)`` builds an allocator with the same
+            parameters.
+        """
+        names = PRESETS[self.preset]
+        return {"preset": self.preset, **{name: getattr(self, name) for name in names}}
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, prompt_ids: Any, budget: Any, costs: Any = None) -> StepPlan:
+        """Rollouts per prompt for the next step.
+
+        Parameters
+        ----------
+        prompt_ids : sequence of int or str
+            The batch's prompts (duplicates are planned independently).
+        budget : int or float
+            Rollouts to spend, or cost units when costs are used.
+        costs : array_like, optional
+            Cost of one rollout of each prompt (e.g. expected tokens); default
+            from ``cost_model``.
+
+        Returns
+        -------
+        StepPlan
+            ``counts`` in input order, and ``metrics``: ``prompts``,
+            ``rollouts``, ``budget``, ``cost``, ``unused_budget``,
+            ``rollouts_min``, ``rollouts_max``, ``rollouts_mean``,
+            ``rollouts_p10`` ... ``rollouts_p90``, ``pred_effective_ratio``
+            (expected share of rollouts in groups with a gradient),
+            ``pred_prompts_with_gradient``, ``prompts_unseen``,
+            ``prompts_warmup``, ``prompts_zero``, ``prompts_one``,
+            ``prompts_effective``, ``prompts_fallback``, ``prior_a``,
+            ``prior_b``, ``solve_time_s`` (the allocate call) and
+            ``plan_time_s`` (the whole call).
+        """
+        started = time.perf_counter()
+        ids, kind = as_prompt_ids(prompt_ids, "prompt_ids")
+        self.history_.check_kind(kind, "prompt_ids")
+        rows = self.history_.lookup(ids)
+        window = self.history_.counts(rows)
+        size = ids.size
+        per_rollout = self._costs(rows, costs)
+        model = resolve_costs(per_rollout, budget, size, self.cost_resolution)
+        if size == 0 and model.budget_units > 0:
+            raise InvalidArgumentError(
+                f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
+            )
+        prior = self._prior()
+        fallback = np.zeros(size, dtype=np.bool_)
+        allocation: AllocationResult | None
+        if self.preset == "paper":
+            paper = paper_counts(
+                window.successes,
+                window.trials,
+                window.total,
+                model.units,
+                model.budget_units,
+                default_rollouts=self.default_rollouts,
+                min_rollouts=self.min_rollouts,
+                max_rollouts=self.max_rollouts,
+                min_history=self.min_history,
+                alpha=self.alpha,
+                value=self.value,
+                solver=self.solver,
+                time_limit=self.time_limit,
+                allow_unused_budget=self.allow_unused_budget,
+            )
+            counts, rule, fallback, allocation = (
+                paper.counts,
+                paper.rule,
+                paper.fallback,
+                paper.allocation,
+            )
+        else:
+            allocation = bayes_counts(
+                window.successes,
+                window.trials,
+                prior,
+                model.units,
+                model.budget_units,
+                min_rollouts=self.min_rollouts,
+                max_rollouts=self.max_rollouts,
+                value=self.value,
+                solver=self.solver,
+                time_limit=self.time_limit,
+                allow_unused_budget=self.allow_unused_budget,
+            )
+            counts = allocation.counts.copy()
+            rule = classify(window.successes, window.trials, window.total, self.min_history)
+        beliefs = BetaPosterior(window.successes, window.trials - window.successes, prior=prior)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            estimates = np.where(window.trials > 0, window.successes / window.trials, np.nan)
+        spent = float(model.per_rollout @ counts)
+        metrics = _plan_metrics(counts, rule, fallback, beliefs, float(budget))
+        metrics["cost"] = spent
+        metrics["unused_budget"] = float(budget) - spent
+        metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
+        metrics["plan_time_s"] = time.perf_counter() - started
+        return StepPlan(
+            prompt_ids=ids.copy(),
+            counts=counts,
+            rules=np.asarray(RULES)[rule],
+            fallback=fallback,
+            estimates=estimates,
+            metrics=metrics,
+            allocation=allocation,
+        )
+
+    def _costs(self, rows: NDArray[np.int64], costs: Any) -> Any:
+        if costs is not None or self.cost_model == "unit":
+            return costs
+        mean, known = self.history_.costs(rows)
+        if known.all():
+            return mean
+        fill = float(mean[known].mean()) if known.any() else self.history_.mean_cost()
+        if fill is None:
+            raise InvalidArgumentError(
+                "cost_model == 'tracked' but no prompt has reported costs yet; pass costs= to "
+                "plan() for this step (e.g. the maximum response length), and per-rollout "
+                "costs= to update()."
+            )
+        return np.where(known, mean, fill)
+
+    def _prior(self) -> tuple[float, float]:
+        if self.prior == "empirical":
+            return fit_beta_prior(
+                self.history_.window_histogram(), min(self.min_history, self.window)
+            )
+        return self.prior  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------- update
+    def update(self, rollout_prompt_ids: Any, rewards: Any, costs: Any = None) -> dict[str, float]:
+        """Record one step's rewards, one entry per rollout.
+
+        Parameters
+        ----------
+        rollout_prompt_ids : sequence of int or str
+            Prompt of each rollout; rollouts are grouped by prompt id.
+        rewards : array_like
+            One reward per rollout: 0/1, -1/1 (-1 is a failure), bools, or
+            floats in ``[0, 1]`` (a success when ``>= success_threshold``).
+        costs : array_like, optional
+            Positive cost of each rollout (e.g. its response tokens), tracked
+            per prompt for ``cost_model='tracked'``.
+
+        Returns
+        -------
+        dict of str to float
+            ``rollouts``, ``prompts``, ``new_prompts``, ``tracked_prompts``,
+            ``success_rate``, ``effective_ratio`` (share of rollouts in groups
+            whose rewards are not all equal, i.e. with a GRPO gradient),
+            ``prompts_with_gradient``, ``prompts_all_correct``,
+            ``prompts_all_wrong``.
+
+        Raises
+        ------
+        InvalidArgumentError, TypeError
+            On a bad argument, before any state changes.
+        """
+        ids, kind = as_prompt_ids(rollout_prompt_ids, "rollout_prompt_ids")
+        raw, success = self._rewards(rewards, ids.size)
+        per_rollout = None
+        if costs is not None:
+            per_rollout = real_array("costs", costs, length=ids.size)
+            bad = per_rollout <= 0
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidArgumentError(
+                    f"costs[{i}] == {per_rollout[i]!r}, must be > 0 (cost of one rollout)."
+                )
+        self.history_.check_kind(kind, "rollout_prompt_ids")
+        order, starts, new = self.history_.record(ids, kind, success, per_rollout)
+        if ids.size:
+            self.n_updates_ += 1
+            self.n_rollouts_ += int(ids.size)
+        return _update_metrics(raw[order], success[order], starts, new, len(self.history_))
+
+    def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        if isinstance(rewards, (str, bytes)):
+            raise TypeError(
+                f"rewards must be an array of numbers or bools, not a string: {rewards!r}."
+            )
+        try:
+            array = np.asarray(rewards)
+        except ValueError as error:
+            raise InvalidArgumentError(
+                f"rewards could not be read as a 1-d array: {error}"
+            ) from None
+        if array.ndim != 1:
+            raise InvalidArgumentError(
+                f"rewards must be 1-dimensional (one reward per rollout), got shape {array.shape}."
+            )
+        if array.size != size:
+            raise InvalidArgumentError(
+                f"rollout_prompt_ids and rewards must have one entry per rollout each, got "
+                f"{size} ids and {array.size} rewards."
+            )
+        if array.dtype == np.bool_:
+            return array.astype(np.float64), array.copy()
+        if array.dtype.kind not in "iuf":
+            raise TypeError(
+                f"rewards must be numbers or bools, got an array of dtype {array.dtype}; "
+                "map them to 0/1 first."
+            )
+        raw = array.astype(np.float64)
+        bad = ~np.isfinite(raw) | (raw > 1.0) | ((raw < 0.0) & (raw != -1.0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidArgumentError(
+                f"rewards[{i}] == {array[i].item()!r} is not a valid reward. Rewards must be 0/1, "
+                f"-1/1 (-1 is a failure), bools, or floats in [0, 1] (a success when >= "
+                f"success_threshold == {self.success_threshold!r}); rescale them into [0, 1] "
+                "or map them to 0/1."
+            )
+        return raw, raw >= self.success_threshold
+
+    # ------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Parameters and learned state as plain values and numeric numpy arrays.
+
+        Returns
+        -------
+        dict
+            ``format``, ``version``, ``params`` (JSON-compatible), ``id_kind``,
+            ``n_updates``, ``n_rollouts`` and ``arrays`` (int64/int32/int8/
+            uint8/float64 numpy arrays only). Pass it to :meth:`load_state_dict`.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``value`` is a custom object (it cannot be stored as data).
+        """
+        params = self.get_params()
+        if not isinstance(params["value"], str):
+            raise InvalidArgumentError(
+                f"value == {params['value']!r} is a custom value model, which cannot be saved "
+                "as data; save an allocator with value='grpo' or 'nonzero'."
+            )
+        if isinstance(params["prior"], tuple):
+            params["prior"] = list(params["prior"])
+        return {
+            "format": _STATE_FORMAT,
+            "version": _STATE_VERSION,
+            "params": params,
+            "id_kind": self.history_.id_kind,
+            "n_updates": self.n_updates_,
+            "n_rollouts": self.n_rollouts_,
+            "arrays": self.history_.to_arrays(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore parameters and learned state from :meth:`state_dict` output.
+
+        Parameters
+        ----------
+        state : dict
+            As returned by :meth:`state_dict`.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``state`` is not a valid allocator state; nothing changes then.
+        """
+        other = _from_state(state)
+        for name in ("preset", *PRESETS["paper"]):
+            if hasattr(other, name):
+                object.__setattr__(self, name, getattr(other, name))
+            elif name in self.__dict__:
+                del self.__dict__[name]
+        self.history_ = other.history_
+        self.n_updates_ = other.n_updates_
+        self.n_rollouts_ = other.n_rollouts_
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the allocator to ``path`` atomically (see :mod:`knapsack_alloc.checkpoint`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file; a crash during ``save`` leaves the old or the
+            new file, never a mix.
+        """
+        state = self.state_dict()
+        arrays = state.pop("arrays")
+        write_checkpoint(path, "KnapsackAllocator", state, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KnapsackAllocator:
+        """Read an allocator written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The checkpoint file.
+
+        Returns
+        -------
+        KnapsackAllocator
+
+        Raises
+        ------
+        CheckpointError
+            If the file is missing, empty, truncated, corrupted, foreign, or
+            from a newer format version.
+        """
+        meta, arrays = read_checkpoint(path, "KnapsackAllocator")
+        try:
+            return _from_state({**meta, "arrays": arrays})
+        except (InvalidArgumentError, TypeError) as error:
+            raise CheckpointError(
+                f"{os.fspath(path)!r} holds an invalid allocator: {error}"
+            ) from None
+
+
+def _check_params(params: dict[str, Any]) -> dict[str, Any]:
+    checked = dict(params)
+    for name in ("min_rollouts", "window", "min_history"):
+        checked[name] = integer_scalar(
+            name, params[name], minimum=0 if name == "min_rollouts" else 1
+        )
+    if checked["window"] > _MAX_WINDOW:
+        raise InvalidArgumentError(f"window == {params['window']!r}, must be <= {_MAX_WINDOW}.")
+    checked["max_rollouts"] = integer_scalar(
+        "max_rollouts", params["max_rollouts"], minimum=max(checked["min_rollouts"], 1)
+    )
+    if "default_rollouts" in params:
+        checked["default_rollouts"] = integer_scalar(
+            "default_rollouts", params["default_rollouts"], minimum=1
+        )
+    if "alpha" in params:
+        checked["alpha"] = _open_unit("alpha", params["alpha"])
+    threshold = real_scalar("success_threshold", params["success_threshold"])
+    if not 0.0 < threshold <= 1.0:
+        raise InvalidArgumentError(
+            f"success_threshold == {params['success_threshold']!r}, must be in (0, 1]."
+        )
+    checked["success_threshold"] = threshold
+    resolve_value(params["value"])
+    choice("solver", params["solver"], SOLVERS)
+    choice("cost_model", params["cost_model"], {"unit", "tracked"})
+    checked["prior"] = _check_prior(params["prior"])
+    for name in ("cost_resolution", "time_limit"):
+        if params[name] is not None:
+            number = real_scalar(name, params[name])
+            if number <= 0:
+                raise InvalidArgumentError(f"{name} == {params[name]!r}, must be > 0 (or None).")
+            checked[name] = number
+    if not isinstance(params["allow_unused_budget"], (bool, np.bool_)):
+        raise TypeError(
+            "allow_unused_budget must be a bool, got "
+            f"{type(params['allow_unused_budget']).__name__}."
+        )
+    checked["allow_unused_budget"] = bool(params["allow_unused_budget"])
+    return checked
+
+
+def _open_unit(name: str, value: Any) -> float:
+    number = real_scalar(name, value)
+    if not 0.0 < number < 1.0:
+        raise InvalidArgumentError(f"{name} == {value!r}, must be in (0, 1).")
+    return number
+
+
+def _check_prior(prior: Any) -> str | tuple[float, float]:
+    if prior == "empirical":
+        return "empirical"
+    if isinstance(prior, str) or not isinstance(prior, (tuple, list)) or len(prior) != 2:
+        raise InvalidArgumentError(
+            f"prior must be 'empirical' or a pair (a, b) of positive numbers, got {prior!r}."
+        )
+    a, b = real_scalar("prior[0]", prior[0]), real_scalar("prior[1]", prior[1])
+    if a <= 0 or b <= 0:
+        raise InvalidArgumentError(f"prior == {tuple(prior)!r}, both entries must be > 0.")
+    return (a, b)
+
+
+def _plan_metrics(
+    counts: NDArray[np.int64],
+    rule: NDArray[np.int8],
+    fallback: NDArray[np.bool_],
+    beliefs: BetaPosterior,
+    budget: float,
+) -> dict[str, float]:
+    total = int(counts.sum())
+    nonzero = NONZERO.value(counts, beliefs)
+    by_rule = np.bincount(rule, minlength=len(RULES))
+    quantiles = np.percentile(counts, _QUANTILES) if counts.size else np.zeros(len(_QUANTILES))
+    metrics = {
+        "prompts": float(counts.size),
+        "rollouts": float(total),
+        "budget": float(budget),
+        "rollouts_min": float(counts.min()) if counts.size else 0.0,
+        "rollouts_max": float(counts.max(initial=0)),
+        "rollouts_mean": total / counts.size if counts.size else 0.0,
+        **{f"rollouts_p{q}": float(v) for q, v in zip(_QUANTILES, quantiles, strict=True)},
+        "pred_effective_ratio": float(counts @ nonzero) / total if total else 0.0,
+        "pred_prompts_with_gradient": float(nonzero.sum()),
+        **{f"prompts_{name}": float(by_rule[code]) for code, name in enumerate(RULES)},
+        "prompts_fallback": float(fallback.sum()),
+        "prior_a": beliefs.prior[0],
+        "prior_b": beliefs.prior[1],
+    }
+    return metrics
+
+
+def _update_metrics(
+    raw: NDArray[np.float64],
+    success: NDArray[np.bool_],
+    starts: NDArray[np.int64],
+    new: int,
+    tracked: int,
+) -> dict[str, float]:
+    size = raw.size
+    metrics = {
+        "rollouts": float(size),
+        "prompts": float(starts.size),
+        "new_prompts": float(new),
+        "tracked_prompts": float(tracked),
+        "success_rate": 0.0,
+        "effective_ratio": 0.0,
+        "prompts_with_gradient": 0.0,
+        "prompts_all_correct": 0.0,
+        "prompts_all_wrong": 0.0,
+    }
+    if not size:
+        return metrics
+    sizes = np.diff(np.append(starts, size))
+    mixed = np.minimum.reduceat(raw, starts) != np.maximum.reduceat(raw, starts)
+    wins = np.add.reduceat(success.astype(np.int64), starts)
+    metrics["success_rate"] = float(success.mean())
+    metrics["effective_ratio"] = float(sizes[mixed].sum()) / size
+    metrics["prompts_with_gradient"] = float(mixed.sum())
+    metrics["prompts_all_correct"] = float((wins == sizes).sum())
+    metrics["prompts_all_wrong"] = float((wins == 0).sum())
+    return metrics
+
+
+def _from_state(state: Any) -> KnapsackAllocator:
+    if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+        raise InvalidArgumentError(
+            "state is not a KnapsackAllocator state dict (its 'format' is missing or wrong)."
+        )
+    version = state.get("version")
+    if not isinstance(version, int) or version > _STATE_VERSION:
+        raise InvalidArgumentError(
+            f"state has version {version!r}; this version reads versions up to {_STATE_VERSION}."
+        )
+    params = state.get("params")
+    arrays = state.get("arrays")
+    id_kind: IdKind | None = state.get("id_kind")
+    n_updates, n_rollouts = state.get("n_updates"), state.get("n_rollouts")
+    if not isinstance(params, dict) or not isinstance(arrays, dict) or "preset" not in params:
+        raise InvalidArgumentError("state lacks its 'params' or 'arrays'.")
+    if not all(isinstance(c, int) and c >= 0 for c in (n_updates, n_rollouts)):
+        raise InvalidArgumentError("state's 'n_updates' and 'n_rollouts' must be ints >= 0.")
+    params = dict(params)
+    if isinstance(params.get("prior"), list):
+        params["prior"] = tuple(params["prior"])
+    allocator = KnapsackAllocator(**params)
+    allocator.history_ = RewardHistory.from_arrays(allocator.window, id_kind, arrays)
+    allocator.n_updates_, allocator.n_rollouts_ = int(n_updates), int(n_rollouts)  # type: ignore[arg-type]
+    return allocator
