@@ -31,7 +31,7 @@ from knapsack_alloc.presets import (
 )
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS
-from knapsack_alloc.values import NONZERO, resolve_value
+from knapsack_alloc.values import resolve_value
 
 _COMMON: dict[str, Any] = {
     "min_rollouts": 2,
@@ -397,11 +397,15 @@ class KnapsackAllocator:
         return np.where(known, mean, fill)
 
     def _prior(self) -> tuple[float, float]:
-        if self.prior == "empirical":
-            return fit_beta_prior(
-                self.history_.window_histogram(), min(self.min_history, self.window)
-            )
-        return self.prior  # type: ignore[return-value]
+        if self.prior != "empirical":
+            return self.prior  # type: ignore[return-value]
+        history = self.history_
+        cached = self.__dict__.get("_prior_cache")
+        if cached is None or cached[0] is not history or cached[1] != history.revision:
+            prior = fit_beta_prior(history.window_histogram(), min(self.min_history, self.window))
+            cached = (history, history.revision, prior)
+            self._prior_cache = cached
+        return cached[2]  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- update
     def update(self, rollout_prompt_ids: Any, rewards: Any, costs: Any = None) -> dict[str, float]:
@@ -657,17 +661,14 @@ def _plan_metrics(
     budget: float,
 ) -> dict[str, float]:
     total = int(counts.sum())
-    nonzero = NONZERO.value(counts, beliefs)
+    nonzero = _expected_nonzero(counts, beliefs)
     by_rule = np.bincount(rule, minlength=len(RULES))
-    quantiles = np.percentile(counts, _QUANTILES) if counts.size else np.zeros(len(_QUANTILES))
     metrics = {
         "prompts": float(counts.size),
         "rollouts": float(total),
-        "budget": float(budget),
-        "rollouts_min": float(counts.min()) if counts.size else 0.0,
-        "rollouts_max": float(counts.max(initial=0)),
+        "budget": budget,
         "rollouts_mean": total / counts.size if counts.size else 0.0,
-        **{f"rollouts_p{q}": float(v) for q, v in zip(_QUANTILES, quantiles, strict=True)},
+        **_quantiles(counts),
         "pred_effective_ratio": float(counts @ nonzero) / total if total else 0.0,
         "pred_prompts_with_gradient": float(nonzero.sum()),
         **{f"prompts_{name}": float(by_rule[code]) for code, name in enumerate(RULES)},
@@ -676,6 +677,33 @@ def _plan_metrics(
         "prior_b": beliefs.prior[1],
     }
     return metrics
+
+
+def _expected_nonzero(counts: NDArray[np.int64], beliefs: BetaPosterior) -> NDArray[np.float64]:
+    """Posterior probability ``1 - E[p**N] - E[(1 - p)**N]`` that a group has a gradient."""
+    from scipy.special import gammaln
+
+    a, b = beliefs.alpha, beliefs.beta
+    shared = gammaln(a + b) - gammaln(a + b + counts)
+    all_succeed = np.exp(gammaln(a + counts) - gammaln(a) + shared)
+    all_fail = np.exp(gammaln(b + counts) - gammaln(b) + shared)
+    return np.where(counts > 0, 1.0 - all_succeed - all_fail, 0.0)
+
+
+def _quantiles(counts: NDArray[np.int64]) -> dict[str, float]:
+    """Min, max and the ``_QUANTILES`` percentiles (linear interpolation, as numpy's default)."""
+    if not counts.size:
+        return {"rollouts_min": 0.0, "rollouts_max": 0.0} | {
+            f"rollouts_p{q}": 0.0 for q in _QUANTILES
+        }
+    ordered = np.sort(counts).astype(np.float64)
+    position = np.asarray(_QUANTILES) / 100.0 * (ordered.size - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, ordered.size - 1)
+    values = ordered[below] + (position - below) * (ordered[above] - ordered[below])
+    return {"rollouts_min": float(ordered[0]), "rollouts_max": float(ordered[-1])} | {
+        f"rollouts_p{q}": float(v) for q, v in zip(_QUANTILES, values, strict=True)
+    }
 
 
 def _update_metrics(

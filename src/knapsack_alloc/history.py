@@ -152,6 +152,8 @@ class RewardHistory:
         self._cost_n = np.zeros(0, dtype=np.int64)
         # hist[n, s]: number of tracked prompts whose ring holds n rewards, s successes.
         self._hist = np.zeros((window + 1, window + 1), dtype=np.int64)
+        #: Number of non-empty updates recorded, to key caches of derived values.
+        self.revision = 0
         self._reserve(1)
 
     def __len__(self) -> int:
@@ -293,6 +295,7 @@ class RewardHistory:
         starts = np.flatnonzero(boundary)
         if not size:
             return order, starts, 0
+        self.revision += 1
         rows = self.lookup(sorted_ids[starts])
         missing = rows < 0
         new = int(missing.sum())
