@@ -16,9 +16,10 @@ class GainSource:
     """Marginal gains ``Value(N + 1) - Value(N)`` of every prompt.
 
     Built-in value models give a *recurrence*: for ``N >= 1`` the gain is
-    ``a(N) + b(N)`` with ``a(N + 1) = a(N) * (a_num + step * N) / (den + step * N)``
-    (likewise ``b``), started at ``N0 = max(lower, 1)``; the gain from 0 to 1
-    rollout is 0. Every kernel walks the same recurrence, so they all see
+    ``a(N) + b(N)`` with ``a(N + 1) = a(N) * (a_num + N) / (den + N)`` when
+    ``step == 1`` and ``a(N + 1) = a(N) * a_num`` when ``step == 0`` (``den``
+    unused), likewise ``b``, started at ``N0 = max(lower, 1)``; the gain
+    from 0 to 1 rollout is 0. Every kernel walks the same recurrence, so they all see
     bit-identical gains, and each factor is at most 1, so gains never
     increase with ``N`` (also in floating point).
 
@@ -50,7 +51,8 @@ class Problem:
     """A validated instance: rollouts ``lower + extra`` with ``0 <= extra <= span``.
 
     The budget is already reduced to ``capacity``: what is left after every
-    prompt's minimum, in units of the greatest common divisor of the costs.
+    prompt's minimum, in units of the greatest common divisor of the costs;
+    ``unit_cost`` says whether every rollout then costs one unit.
     """
 
     lower: NDArray[np.int64]
@@ -59,13 +61,9 @@ class Problem:
     capacity: int
     gains: GainSource
     concave: bool
+    unit_cost: bool
 
     @property
     def size(self) -> int:
         """Number of prompts."""
         return int(self.lower.shape[0])
-
-    @property
-    def unit_cost(self) -> bool:
-        """Whether every rollout costs one unit after reduction."""
-        return bool(np.all(self.costs == 1))

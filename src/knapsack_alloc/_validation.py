@@ -7,6 +7,7 @@ value, and what is allowed.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -123,6 +124,8 @@ def integer_array(
     numpy.ndarray
         int64 array of shape ``(length,)``.
     """
+    if type(value) is int and value >= minimum:
+        return np.full(length, value, dtype=np.int64)
     if np.ndim(value) == 0:
         scalar = integer_scalar(name, value, minimum=minimum)
         return np.full(length, scalar, dtype=np.int64)
@@ -181,9 +184,12 @@ def real_scalar(name: str, value: Any) -> float:
     float
         The value as a Python float.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is int or type(value) is float:
+        number = float(value)
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, not {type(value).__name__}: {_describe(value)}.")
-    number = float(value)
-    if not np.isfinite(number):
+    else:
+        number = float(value)
+    if not math.isfinite(number):
         raise InvalidArgumentError(f"{name} == {_describe(value)}, must be finite.")
     return number

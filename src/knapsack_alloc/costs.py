@@ -34,6 +34,8 @@ class CostModel:
     ----------
     units : numpy.ndarray of int64
         Cost of one rollout of each prompt, in units.
+    budget : float
+        The budget as given.
     budget_units : int
         The budget in units.
     unit : float
@@ -48,6 +50,7 @@ class CostModel:
     """
 
     units: NDArray[np.int64]
+    budget: float
     budget_units: int
     unit: float
     per_rollout: NDArray[np.float64]
@@ -78,6 +81,8 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         raise InvalidArgumentError(f"budget == {budget!r}, must be >= 0.")
     if costs is None:
         per_rollout = np.ones(size, dtype=np.float64)
+        if cost_resolution is None:
+            return _unit(per_rollout, budget, budget_value)
     else:
         per_rollout = real_array("costs", costs, length=size)
         not_positive = per_rollout <= 0
@@ -90,27 +95,36 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         return _rounded(per_rollout, budget_value, cost_resolution)
 
     fractional = np.floor(per_rollout) != per_rollout
-    if fractional.any():
+    if costs is not None and fractional.any():
         index = int(np.flatnonzero(fractional)[0])
         raise InvalidArgumentError(
             f"costs[{index}] == {per_rollout[index]!r} is not a whole number; pass "
             "cost_resolution (e.g. cost_resolution=0.01) to round costs to that unit, "
             "or give costs in whole units."
         )
+    return CostModel(
+        units=per_rollout.astype(np.int64),
+        budget=budget_value,
+        budget_units=_whole_budget(budget, budget_value),
+        unit=1.0,
+        per_rollout=per_rollout,
+        kind="integer",
+        rounding=None,
+    )
+
+
+def _unit(per_rollout: NDArray[np.float64], budget: Any, budget_value: float) -> CostModel:
+    whole = _whole_budget(budget, budget_value)
+    return CostModel(per_rollout.astype(np.int64), budget_value, whole, 1.0, per_rollout, "unit", None)
+
+
+def _whole_budget(budget: Any, budget_value: float) -> int:
     if budget_value != math.floor(budget_value):
         raise InvalidArgumentError(
             f"budget == {budget!r}, must be a whole number of cost units "
             "(or pass cost_resolution to work in fractional units)."
         )
-    whole_budget = int(budget) if isinstance(budget, (int, np.integer)) else int(budget_value)
-    return CostModel(
-        units=per_rollout.astype(np.int64),
-        budget_units=whole_budget,
-        unit=1.0,
-        per_rollout=per_rollout,
-        kind="unit" if costs is None else "integer",
-        rounding=None,
-    )
+    return int(budget) if isinstance(budget, (int, np.integer)) else int(budget_value)
 
 
 def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -> CostModel:
@@ -128,6 +142,7 @@ def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -
     error = np.abs(per_rollout - units * unit) / per_rollout
     return CostModel(
         units=units.astype(np.int64),
+        budget=budget,
         budget_units=int(math.floor(budget / unit + _UNIT_SLACK)),
         unit=unit,
         per_rollout=per_rollout,

@@ -119,8 +119,9 @@ def allocate(
         )
     cost_model = resolve_costs(costs, budget, size, cost_resolution)
     units = cost_model.units
-    floor = int(units @ lower)
-    ceiling = int(units @ upper)
+    unit_cost = cost_model.kind == "unit"
+    floor = int(lower.sum() if unit_cost else units @ lower)
+    ceiling = int(upper.sum() if unit_cost else units @ upper)
     if size == 0 and cost_model.budget_units > 0:
         raise InvalidArgumentError(
             f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
@@ -136,7 +137,7 @@ def allocate(
             "(sum of cost * max_rollouts); lower the budget, raise max_rollouts, or pass "
             "allow_unused_budget=True to leave the rest unspent."
         )
-    divisor = int(np.gcd.reduce(units)) if size else 1
+    divisor = 1 if unit_cost or not size else int(np.gcd.reduce(units))
     span = upper - lower
     gains = model.gains(estimates, lower, span)
     problem = Problem(
@@ -146,6 +147,7 @@ def allocate(
         capacity=(min(cost_model.budget_units, ceiling) - floor) // divisor,
         gains=gains,
         concave=_is_concave(gains, lower, span),
+        unit_cost=unit_cost or divisor == int(units.max(initial=1)),
     )
     output = SOLVERS[solver_name](problem, limit)
     counts = lower + output.extra
@@ -159,8 +161,8 @@ def allocate(
         counts=counts,
         objective=objective,
         upper_bound=upper_bound,
-        total_cost=float(cost_model.per_rollout @ counts),
-        budget=real_scalar("budget", budget),
+        total_cost=float(counts.sum() if unit_cost else cost_model.per_rollout @ counts),
+        budget=cost_model.budget,
         solver=output.solver,
         status=output.status,  # type: ignore[arg-type]
         solve_time=time.perf_counter() - started,
@@ -172,6 +174,14 @@ def allocate(
 def _estimates(success_rates: Any) -> Estimates:
     if isinstance(success_rates, BetaPosterior):
         return success_rates
+    if (
+        isinstance(success_rates, np.ndarray)
+        and success_rates.dtype == np.float64
+        and success_rates.ndim == 1
+        and success_rates.flags.c_contiguous
+        and (success_rates.size == 0 or 0.0 <= success_rates.min() <= success_rates.max() <= 1.0)
+    ):
+        return success_rates  # fast path: already valid (NaN fails the comparisons)
     rates = real_array("success_rates", success_rates)
     outside = (rates < 0.0) | (rates > 1.0)
     if outside.any():
@@ -196,6 +206,8 @@ def _is_concave(gains: GainSource, lower: NDArray[np.int64], span: NDArray[np.in
     if not gains.use_table:
         # Recurrence factors are <= 1, so only the step from 0 to 1 rollout
         # (gain 0) can be followed by a larger gain.
+        if lower.size == 0 or lower.min() > 0:
+            return True
         first_gain = gains.term_a + gains.term_b
         return not bool(np.any((lower == 0) & (span >= 2) & (first_gain > 0)))
     table = gains.table

@@ -16,7 +16,7 @@ from typing import Union
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._problem import EMPTY_TABLE, GainSource
+from knapsack_alloc._problem import EMPTY_TABLE, EMPTY_VECTOR, GainSource
 from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.posterior import BetaPosterior
 
@@ -92,14 +92,13 @@ class NonzeroGradientValue(ValueModel):
     def value(self, counts: NDArray[np.int64], estimates: Estimates) -> NDArray[np.float64]:
         """See :meth:`ValueModel.value`."""
         j, k = self.p_power, self.q_power
+        if not isinstance(estimates, BetaPosterior):
+            from knapsack_alloc._value_kernels import point_values
+
+            return point_values(np.asarray(counts, dtype=np.int64), estimates, j, k)
         n = np.asarray(counts, dtype=np.float64)
-        if isinstance(estimates, BetaPosterior):
-            moment = _beta_moment_function(estimates)
-            result = moment(j, k) - moment(n + j, k) - moment(j, n + k)
-        else:
-            p = estimates
-            q = 1.0 - p
-            result = p**j * q**k * (1.0 - p**n - q**n)
+        moment = _beta_moment_function(estimates)
+        result = moment(j, k) - moment(n + j, k) - moment(j, n + k)
         return np.where(n > 0, result, 0.0)
 
     def gains(
@@ -108,32 +107,25 @@ class NonzeroGradientValue(ValueModel):
         """See :meth:`ValueModel.gains`.
 
         For ``N >= 1`` the gain is ``E[p**(N+j) q**(k+1)] + E[p**(j+1) q**(N+k)]``;
-        each term shrinks by a factor ``p`` (resp. ``q``) per rollout, or under
-        a Beta posterior by ``(a + j + N) / (a + b + j + k + 1 + N)``.
+        each term shrinks by a constant factor ``p`` (resp. ``q``) per rollout,
+        or under a Beta posterior by ``(a + j + N) / (a + b + j + k + 1 + N)``.
         """
         j, k = self.p_power, self.q_power
+        if not isinstance(estimates, BetaPosterior):
+            from knapsack_alloc._value_kernels import point_gain_terms
+
+            term_a, term_b, q = point_gain_terms(estimates, lower, j, k)
+            return GainSource(term_a, term_b, estimates, q, EMPTY_VECTOR, 0.0, EMPTY_TABLE)
+        moment = _beta_moment_function(estimates)
         start = np.maximum(lower, 1).astype(np.float64)
-        if isinstance(estimates, BetaPosterior):
-            moment = _beta_moment_function(estimates)
-            a, b = estimates.alpha, estimates.beta
-            return GainSource(
-                term_a=moment(start + j, k + 1),
-                term_b=moment(j + 1, start + k),
-                a_num=a + j,
-                b_num=b + k,
-                den=a + b + (j + k + 1),
-                step=1.0,
-                table=EMPTY_TABLE,
-            )
-        p = estimates
-        q = 1.0 - p
+        a, b = estimates.alpha, estimates.beta
         return GainSource(
-            term_a=p ** (start + j) * q ** (k + 1),
-            term_b=p ** (j + 1) * q ** (start + k),
-            a_num=p,
-            b_num=q,
-            den=np.ones_like(p),
-            step=0.0,
+            term_a=moment(start + j, k + 1),
+            term_b=moment(j + 1, start + k),
+            a_num=a + j,
+            b_num=b + k,
+            den=a + b + (j + k + 1),
+            step=1.0,
             table=EMPTY_TABLE,
         )
 

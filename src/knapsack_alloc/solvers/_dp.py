@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.solvers._jit import kernel
+from knapsack_alloc._jit import kernel
 
 
 @kernel
@@ -123,3 +123,47 @@ def dp_concave_kernel(
                     top += 1
         best, new = new, best
     return _rebuild(choice, costs, capacity), best[capacity]
+
+
+@kernel
+def lagrangian_windows(
+    table: NDArray[np.float64],
+    span: NDArray[np.int64],
+    costs: NDArray[np.int64],
+    price: float,
+    slack: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Range of extra rollouts each prompt can hold in an optimal allocation.
+
+    With LP dual price ``price``, the reduced value of ``k`` extra rollouts is
+    ``G(k) - price * cost * k``; an optimal allocation loses, summed over all
+    prompts, at most ``slack`` (LP bound minus a feasible objective) of
+    reduced value against each prompt's best ``k``. So prompt ``i`` holds
+    between ``lo[i]`` and ``hi[i]`` extra rollouts, the ``k`` whose own loss is
+    at most ``slack``.
+    """
+    size = table.shape[0]
+    lo = np.empty(size, dtype=np.int64)
+    hi = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        unit_price = price * costs[i]
+        top = 0
+        while top < span[i] and table[i, top] >= unit_price:
+            top += 1
+        k = top
+        loss = 0.0
+        while k > 0:
+            loss += table[i, k - 1] - unit_price
+            if loss > slack:
+                break
+            k -= 1
+        lo[i] = k
+        k = top
+        loss = 0.0
+        while k < span[i]:
+            loss += unit_price - table[i, k]
+            if loss > slack:
+                break
+            k += 1
+        hi[i] = k
+    return lo, hi

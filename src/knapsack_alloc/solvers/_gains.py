@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.solvers._jit import kernel
+from knapsack_alloc._jit import kernel
 
 
 @kernel
@@ -41,8 +41,9 @@ def advance(
     """Recurrence terms after prompt ``i`` goes from ``n`` to ``n + 1`` rollouts."""
     if use_table or n == 0:
         return a, b
-    shift = step * n
-    return a * ((a_num[i] + shift) / (den[i] + shift)), b * ((b_num[i] + shift) / (den[i] + shift))
+    if step == 0.0:
+        return a * a_num[i], b * b_num[i]
+    return a * ((a_num[i] + n) / (den[i] + n)), b * ((b_num[i] + n) / (den[i] + n))
 
 
 @kernel

@@ -10,10 +10,11 @@ upper bound.
 
 Two phases, same result as taking rollouts one at a time from a heap:
 
-1. *Threshold*: find thresholds ``lam`` and take, in one sweep, every
-   rollout whose key is ``>= lam`` (a prefix of the order above, because
-   gains never increase within a prompt), as long as it fits the budget.
-   ``lam`` shrinks geometrically; after an overshoot the step is refined.
+1. *Threshold*: take, in one sweep, every rollout whose key is ``>= lam``
+   (a prefix of the order above, because gains never increase within a
+   prompt), if all of them fit the budget. ``lam`` shrinks geometrically
+   until a sweep would overshoot, then bisects (in log scale) between the
+   last threshold that fitted and the first that did not.
 2. *Heap*: the last few rollouts one at a time from a binary heap.
 """
 
@@ -25,9 +26,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knapsack_alloc.solvers._gains import advance, next_gain
-from knapsack_alloc.solvers._jit import kernel
+from knapsack_alloc._jit import kernel
 
-_MAX_REFINEMENTS = 12
+_MAX_PASSES = 200
 _SMALLEST_STEP = 2.0**-64
 
 
@@ -59,6 +60,11 @@ def _sift_down(
 
 
 @kernel
+def _key(gain: float, cost: int, unit: bool) -> float:
+    return gain if unit else gain / cost
+
+
+@kernel
 def greedy_kernel(
     lower: NDArray[np.int64],
     span: NDArray[np.int64],
@@ -72,7 +78,7 @@ def greedy_kernel(
     step: float,
     table: NDArray[np.float64],
     use_table: bool,
-) -> tuple[NDArray[np.int64], float, float]:
+) -> tuple[NDArray[np.int64], float, float, float]:
     """Allocate ``capacity`` cost units greedily.
 
     Returns
@@ -84,6 +90,9 @@ def greedy_kernel(
     bound : float
         LP-relaxation bound on the sum of gains of any feasible allocation
         (equal to ``taken`` when the greedy answer is optimal by construction).
+    multiplier : float
+        Gain per cost unit of the first rollout that did not fit (the LP
+        dual price), or 0 when none was turned away.
     """
     size = lower.shape[0]
     extra = np.zeros(size, dtype=np.int64)
@@ -96,27 +105,32 @@ def greedy_kernel(
     trial_extra = np.empty(size, dtype=np.int64)
     trial_a = np.empty(size, dtype=np.float64)
     trial_b = np.empty(size, dtype=np.float64)
+    unit = True
     max_cost = 1
+    best = -1.0  # largest key among rollouts not yet taken
     for i in range(size):
+        unit = unit and costs[i] == 1
         max_cost = max(max_cost, costs[i])
+        if span[i] > 0:
+            gain = next_gain(i, 0, lower[i], a[i], b[i], table, use_table)
+            best = max(best, _key(gain, costs[i], False))
 
     remaining = capacity
     taken = 0.0
-    tail = max(64, size // 8) * max_cost
-    lam = math.inf
+    tail = max(64, size // 16) * max_cost
+    lam = math.inf  # every key >= lam is taken
+    lam_fail = 0.0  # taking every key >= lam_fail would overshoot the budget
     ratio = 0.5
-    refinements = 0
-    while remaining > tail and refinements <= _MAX_REFINEMENTS:
-        best = -1.0
-        for i in range(size):
-            if extra[i] < span[i]:
-                gain = next_gain(i, extra[i], lower[i] + extra[i], a[i], b[i], table, use_table)
-                best = max(best, gain / costs[i])
-        if best <= 0.0:
-            break  # only zero gains left: the heap settles their ties
-        lam_try = min(lam * ratio, best)
+    for _ in range(_MAX_PASSES):
+        if remaining <= tail or best <= 0.0:
+            break  # few rollouts or only zero gains left: the heap settles them
+        lam_try = math.sqrt(lam * lam_fail) if lam_fail > 0.0 else lam * ratio
+        lam_try = min(lam_try, best)
+        if lam_try <= lam_fail or lam_try >= lam:
+            break  # the bracket is down to rounding
         spent = 0
         gained = 0.0
+        trial_best = -1.0
         overshoot = False
         for i in range(size):
             e = extra[i]
@@ -125,7 +139,9 @@ def greedy_kernel(
             while e < span[i]:
                 n = lower[i] + e
                 gain = next_gain(i, e, n, ta, tb, table, use_table)
-                if gain / costs[i] < lam_try:
+                key = _key(gain, costs[i], unit)
+                if key < lam_try:
+                    trial_best = max(trial_best, key)
                     break
                 spent += costs[i]
                 if spent > remaining:
@@ -140,36 +156,41 @@ def greedy_kernel(
             trial_a[i] = ta
             trial_b[i] = tb
         if overshoot:
-            ratio = math.sqrt(ratio)
-            refinements += 1
+            lam_fail = lam_try
             continue
         extra, trial_extra = trial_extra, extra
         a, trial_a = trial_a, a
         b, trial_b = trial_b, b
-        if refinements == 0 and 4 * spent < remaining:
+        if lam_fail == 0.0 and 4 * spent < remaining:
             ratio = max(ratio * ratio, _SMALLEST_STEP)
         remaining -= spent
         taken += gained
         lam = lam_try
+        best = trial_best
 
-    # Heap phase: one rollout at a time, in exactly the same order.
+    # Heap phase: one rollout at a time, in exactly the same order. With unit
+    # costs no key below lam_fail can be reached, so such prompts stay out.
     key = np.empty(size, dtype=np.float64)
     held = lower + extra
     heap = np.empty(size, dtype=np.int64)
     heap_size = 0
     for i in range(size):
         if extra[i] < span[i]:
-            key[i] = next_gain(i, extra[i], held[i], a[i], b[i], table, use_table) / costs[i]
-            heap[heap_size] = i
-            heap_size += 1
+            gain = next_gain(i, extra[i], held[i], a[i], b[i], table, use_table)
+            key[i] = _key(gain, costs[i], unit)
+            if not unit or key[i] >= lam_fail:
+                heap[heap_size] = i
+                heap_size += 1
     for pos in range(heap_size // 2 - 1, -1, -1):
         _sift_down(heap, heap_size, pos, key, held)
     bound = math.nan
+    multiplier = 0.0
     while remaining > 0 and heap_size > 0:
         i = heap[0]
         if costs[i] > remaining:
             if math.isnan(bound):
-                bound = taken + key[i] * remaining
+                multiplier = key[i]
+                bound = taken + multiplier * remaining
             heap_size -= 1
             heap[0] = heap[heap_size]
         else:
@@ -179,7 +200,8 @@ def greedy_kernel(
             extra[i] += 1
             held[i] += 1
             if extra[i] < span[i]:
-                key[i] = next_gain(i, extra[i], held[i], a[i], b[i], table, use_table) / costs[i]
+                gain = next_gain(i, extra[i], held[i], a[i], b[i], table, use_table)
+                key[i] = _key(gain, costs[i], unit)
             else:
                 heap_size -= 1
                 heap[0] = heap[heap_size]
@@ -187,4 +209,4 @@ def greedy_kernel(
             _sift_down(heap, heap_size, 0, key, held)
     if math.isnan(bound):
         bound = taken
-    return extra, taken, bound
+    return extra, taken, bound, multiplier

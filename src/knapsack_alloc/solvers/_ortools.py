@@ -6,8 +6,9 @@ minimum) with objective coefficient its gain, the budget row
 rollouts are taken in order (needed when gains are not concave). The
 solver's dual bound is reported as the upper bound, so a caller gets a
 certificate from an independent code base. Gains are scaled so the largest
-is 1; differences below SCIP's tolerances (about 1e-9 of the largest gain)
-are not resolved.
+is 1 and those below 1e-12 of it are dropped (their sum is added to the
+bound); differences below SCIP's tolerances (about 1e-9 of the largest
+gain) are not resolved.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ class MissingDependencyError(ImportError):
 
 class SolverError(RuntimeError):
     """A back end stopped without any allocation to return."""
+
+
+# Gains below this fraction of the largest are dropped from the objective:
+# SCIP's tolerances cannot tell them from zero anyway.
+_RESOLVED = 1e-12
+# Below this largest gain every allocation is worth the same to SCIP.
+_NEGLIGIBLE_PEAK = 1e-200
+
+
+def _total_gain(table: NDArray[np.float64], span: NDArray[np.int64]) -> float:
+    inside = np.arange(table.shape[1]) < span[:, None]
+    return float(table[inside].sum())
 
 
 def _pywraplp() -> Any:
@@ -63,8 +76,11 @@ def ortools_mip(
         raise MissingDependencyError("This OR-Tools build has no SCIP solver. " + INSTALL_HINT)
     if time_limit is not None:
         solver.SetTimeLimit(int(time_limit * 1000))
-    scale = float(table.max(initial=0.0))
-    scale = 1.0 / scale if scale > 0 else 1.0
+    peak = float(table.max(initial=0.0))
+    if peak < _NEGLIGIBLE_PEAK:  # nothing to gain that SCIP could resolve
+        return np.zeros(table.shape[0], dtype=np.int64), _total_gain(table, span), "optimal"
+    scale = 1.0 / peak
+    coefficients = np.where(table * scale >= _RESOLVED, table * scale, 0.0)
     budget_row = solver.RowConstraint(0, float(capacity), "budget")
     objective = solver.Objective()
     objective.SetMaximization()
@@ -73,7 +89,7 @@ def ortools_mip(
         row = [solver.BoolVar(f"x_{i}_{k}") for k in range(int(span[i]))]
         for k, variable in enumerate(row):
             budget_row.SetCoefficient(variable, float(costs[i]))
-            objective.SetCoefficient(variable, float(table[i, k]) * scale)
+            objective.SetCoefficient(variable, float(coefficients[i, k]))
             if k:
                 solver.Add(row[k - 1] >= variable)
         variables.append(row)
@@ -92,4 +108,5 @@ def ortools_mip(
     extra = np.array(
         [sum(round(v.solution_value()) for v in row) for row in variables], dtype=np.int64
     )
-    return extra, float(objective.BestBound()) / scale, status
+    dropped = _total_gain(np.where(coefficients > 0, 0.0, table), span)
+    return extra, float(objective.BestBound()) / scale + dropped, status
