@@ -445,7 +445,7 @@ class KnapsackAllocator:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise InvalidArgumentError(
-                    f"costs[{i}] == {per_rollout[i]!r}, must be > 0 (cost of one rollout)."
+                    f"costs[{i}] == {float(per_rollout[i])!r}, must be > 0 (cost of one rollout)."
                 )
         self.history_.check_kind(kind, "rollout_prompt_ids")
         order, starts, new = self.history_.record(ids, kind, success, per_rollout)

@@ -174,7 +174,7 @@ def balance(weights: Any, workers: Any, *, equal_size: bool = False) -> Partitio
     negative = loads < 0
     if negative.any():
         i = int(np.flatnonzero(negative)[0])
-        raise InvalidArgumentError(f"weights[{i}] == {loads[i]!r}, must be >= 0.")
+        raise InvalidArgumentError(f"weights[{i}] == {float(loads[i])!r}, must be >= 0.")
     k = integer_scalar("workers", workers, minimum=1)
     size = loads.size
     padded = -size % k if equal_size else 0

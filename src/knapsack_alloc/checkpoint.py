@@ -110,7 +110,7 @@ def write_checkpoint(
             digest.update(prefix)
             file.write(prefix)
             for blob in blobs:
-                view = blob.data.cast("B")
+                view = blob.reshape(-1).view(np.uint8).data
                 digest.update(view)
                 file.write(view)
             file.write(digest.digest())

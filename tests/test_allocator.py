@@ -1,0 +1,433 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from _oracles_allocator import NaiveHistory, naive_bayes, naive_paper, naive_prior
+from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.allocator import PRESETS, KnapsackAllocator
+from knapsack_alloc.checkpoint import CheckpointError
+
+PLAN_KEYS = {
+    "prompts",
+    "rollouts",
+    "budget",
+    "cost",
+    "unused_budget",
+    "rollouts_min",
+    "rollouts_max",
+    "rollouts_mean",
+    "rollouts_p10",
+    "rollouts_p25",
+    "rollouts_p50",
+    "rollouts_p75",
+    "rollouts_p90",
+    "pred_effective_ratio",
+    "pred_prompts_with_gradient",
+    "prompts_unseen",
+    "prompts_warmup",
+    "prompts_zero",
+    "prompts_one",
+    "prompts_effective",
+    "prompts_fallback",
+    "prior_a",
+    "prior_b",
+    "solve_time_s",
+    "plan_time_s",
+}
+UPDATE_KEYS = {
+    "rollouts",
+    "prompts",
+    "new_prompts",
+    "tracked_prompts",
+    "success_rate",
+    "effective_ratio",
+    "prompts_with_gradient",
+    "prompts_all_correct",
+    "prompts_all_wrong",
+}
+
+# One training history: a list of steps, each a list of (prompt, outcomes).
+steps_strategy = st.lists(
+    st.lists(
+        st.tuples(st.integers(0, 11), st.lists(st.booleans(), min_size=1, max_size=24)),
+        max_size=6,
+    ),
+    max_size=8,
+)
+batch_strategy = st.lists(st.integers(0, 14), min_size=1, max_size=12)
+
+
+def _feed(allocator, naive, steps):
+    for step in steps:
+        ids = [prompt for prompt, outcomes in step for _ in outcomes]
+        rewards = [o for _, outcomes in step for o in outcomes]
+        allocator.update(ids, rewards)
+        naive.record(ids, rewards)
+
+
+def _state_arrays(allocator):
+    return {k: v.copy() for k, v in allocator.state_dict()["arrays"].items()}
+
+
+@settings(max_examples=120, deadline=None)
+@given(steps_strategy, batch_strategy, st.integers(0, 400))
+def test_paper_matches_the_slow_restatement(steps, batch, extra):
+    allocator, naive = KnapsackAllocator("paper"), NaiveHistory(16)
+    _feed(allocator, naive, steps)
+    base = sum(8 if naive.counts(p)[2] < 8 else 2 for p in batch)
+    budget = base + extra
+    expected = naive_paper(batch, naive, budget)
+    effective = expected["effective"]
+    if len(effective) == len(batch) and budget > 128 * len(batch):
+        with pytest.raises(InvalidArgumentError):
+            allocator.plan(batch, budget)
+        return
+    plan = allocator.plan(batch, budget)
+    assert int(plan.counts.sum()) == budget
+    others = [i for i in range(len(batch)) if i not in effective]
+    assert plan.counts[others].tolist() == [expected["counts"][i] for i in others]
+    if effective:
+        assert plan.allocation.objective == pytest.approx(
+            expected["objective"], rel=1e-9, abs=1e-15
+        )
+        assert plan.counts[effective].min() >= 2 and plan.counts[effective].max() <= 128
+    assert plan.metrics["prompts_effective"] == len(effective)
+    assert plan.metrics["prompts_fallback"] == len(expected["fallback"])
+    again = allocator.plan(batch, budget)
+    assert np.array_equal(again.counts, plan.counts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps_strategy, batch_strategy, st.integers(0, 100))
+def test_bayes_matches_the_slow_restatement(steps, batch, extra):
+    allocator, naive = KnapsackAllocator("bayes"), NaiveHistory(16)
+    _feed(allocator, naive, steps)
+    budget = 2 * len(batch) + extra
+    plan = allocator.plan(batch, budget)
+    prior = naive_prior(naive, 8)
+    assert (plan.metrics["prior_a"], plan.metrics["prior_b"]) == pytest.approx(prior, rel=1e-9)
+    expected = naive_bayes(batch, naive, budget, prior)
+    assert int(plan.counts.sum()) == budget
+    assert plan.counts.min() >= 2 and plan.counts.max() <= 128
+    assert plan.allocation.objective == pytest.approx(expected["objective"], rel=1e-9, abs=1e-15)
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps_strategy, batch_strategy, st.sampled_from(["paper", "bayes"]))
+def test_save_load_and_state_dict_give_identical_plans(tmp_path_factory, steps, batch, preset):
+    allocator, naive = KnapsackAllocator(preset, prior=(0.7, 1.3)), NaiveHistory(16)
+    _feed(allocator, naive, steps)
+    budget = 8 * len(batch) + 17
+    plan = allocator.plan(batch, budget)
+    path = tmp_path_factory.mktemp("ckpt") / "allocator.ka"
+    allocator.save(path)
+    loaded = KnapsackAllocator.load(path)
+    assert loaded.get_params() == allocator.get_params()
+    assert np.array_equal(loaded.plan(batch, budget).counts, plan.counts)
+    other = KnapsackAllocator("bayes" if preset == "paper" else "paper")
+    other.load_state_dict(allocator.state_dict())
+    assert other.preset == preset
+    assert np.array_equal(other.plan(batch, budget).counts, plan.counts)
+    assert other.n_rollouts_ == allocator.n_rollouts_ == len(naive_rollouts(steps))
+
+
+def naive_rollouts(steps):
+    return [o for step in steps for _, outcomes in step for o in outcomes]
+
+
+def test_first_step_and_metrics():
+    allocator = KnapsackAllocator()
+    plan = allocator.plan(["a", "b", "c"], budget=24)
+    assert plan.counts.tolist() == [8, 8, 8]
+    assert set(plan.metrics) == PLAN_KEYS
+    assert all(type(v) is float for v in plan.metrics.values())
+    assert plan.metrics["prompts_unseen"] == 3.0
+    assert plan.rules.tolist() == ["unseen"] * 3
+    metrics = allocator.update(["a"] * 8 + ["b"] * 8 + ["c"] * 2, [1, 0] * 4 + [0] * 8 + [1, 1])
+    assert set(metrics) == UPDATE_KEYS
+    assert all(type(v) is float for v in metrics.values())
+    assert metrics == {
+        "rollouts": 18.0,
+        "prompts": 3.0,
+        "new_prompts": 3.0,
+        "tracked_prompts": 3.0,
+        "success_rate": 6 / 18,
+        "effective_ratio": 8 / 18,
+        "prompts_with_gradient": 1.0,
+        "prompts_all_correct": 1.0,
+        "prompts_all_wrong": 1.0,
+    }
+    plan = allocator.plan(["a", "b", "c", "d"], budget=40)
+    assert plan.rules.tolist() == ["effective", "zero", "warmup", "unseen"]
+    # base 2 + 2 + 8 + 8 = 20; need of p = 0.5 is 3; surplus 17 over b, c, d: 6, 6, 5.
+    assert plan.counts.tolist() == [5, 8, 14, 13]
+    assert plan.fallback.tolist() == [False, True, True, True]
+    assert np.isnan(plan.estimates[3]) and plan.estimates[0] == 0.5
+
+
+@pytest.mark.parametrize(
+    "rewards",
+    [
+        [1, 0, 0, 1],
+        [1, -1, -1, 1],
+        [True, False, False, True],
+        [0.9, 0.2, 0.0, 0.5],
+        np.array([1, 0, 0, 1], dtype=np.uint8),
+    ],
+)
+def test_reward_forms_are_equivalent(rewards):
+    allocator = KnapsackAllocator("bayes")
+    allocator.update([4, 4, 5, 5], rewards)
+    counts = allocator.history_.counts(allocator.history_.lookup(np.array([4, 5])))
+    assert counts.successes.tolist() == [1, 1]
+
+
+def test_success_threshold_override():
+    allocator = KnapsackAllocator("bayes", success_threshold=0.95)
+    allocator.update([1, 1], [0.9, 1.0])
+    assert allocator.history_.counts(np.array([0])).successes.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("ids", "rewards", "error", "message"),
+    [
+        (
+            [1, 2],
+            [1, 2.0],
+            InvalidArgumentError,
+            "rewards[1] == 2.0 is not a valid reward. Rewards must be 0/1, -1/1 (-1 is a "
+            "failure), bools, or floats in [0, 1] (a success when >= success_threshold == 0.5); "
+            "rescale them into [0, 1] or map them to 0/1.",
+        ),
+        (
+            [1, 2],
+            [float("nan"), 1],
+            InvalidArgumentError,
+            "rewards[0] == nan is not a valid reward. Rewards must be 0/1, -1/1 (-1 is a "
+            "failure), bools, or floats in [0, 1] (a success when >= success_threshold == 0.5); "
+            "rescale them into [0, 1] or map them to 0/1.",
+        ),
+        (
+            [1, 2],
+            [-0.5, 1],
+            InvalidArgumentError,
+            "rewards[0] == -0.5 is not a valid reward. Rewards must be 0/1, -1/1 (-1 is a "
+            "failure), bools, or floats in [0, 1] (a success when >= success_threshold == 0.5); "
+            "rescale them into [0, 1] or map them to 0/1.",
+        ),
+        (
+            [1, 2],
+            ["1", "0"],
+            TypeError,
+            "rewards must be numbers or bools, got an array of dtype <U1; map them to 0/1 first.",
+        ),
+        (
+            [1, 2],
+            [1, 0, 1],
+            InvalidArgumentError,
+            "rollout_prompt_ids and rewards must have one entry per rollout each, got 2 ids and "
+            "3 rewards.",
+        ),
+        (
+            [1, 2],
+            "10",
+            TypeError,
+            "rewards must be an array of numbers or bools, not a string: '10'.",
+        ),
+        (
+            [1, 2],
+            [[1, 0]],
+            InvalidArgumentError,
+            "rewards must be 1-dimensional (one reward per rollout), got shape (1, 2).",
+        ),
+        (
+            ["a", "b"],
+            [1, 0],
+            TypeError,
+            "rollout_prompt_ids are str ids, but this allocator tracks int ids; use one kind of "
+            "prompt id throughout.",
+        ),
+        (
+            [1, "b"],
+            [1, 0],
+            TypeError,
+            "rollout_prompt_ids must hold only ints or only strings, got elements of type: int, "
+            "str.",
+        ),
+        (
+            [1.0, 2.0],
+            [1, 0],
+            TypeError,
+            "rollout_prompt_ids must hold only ints or only strings, got elements of type: float.",
+        ),
+    ],
+)
+def test_bad_updates_raise_and_change_nothing(ids, rewards, error, message):
+    allocator = KnapsackAllocator()
+    allocator.update([1, 1, 3], [1, 0, 1])
+    before = _state_arrays(allocator)
+    with pytest.raises(error) as raised:
+        allocator.update(ids, rewards)
+    assert str(raised.value) == message
+    after = _state_arrays(allocator)
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert allocator.n_updates_ == 1
+
+
+def test_bad_costs_in_update_change_nothing():
+    allocator = KnapsackAllocator()
+    with pytest.raises(InvalidArgumentError) as raised:
+        allocator.update([1, 2], [1, 0], costs=[3.0, 0.0])
+    assert str(raised.value) == "costs[1] == 0.0, must be > 0 (cost of one rollout)."
+    assert len(allocator.history_) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"preset": "fast"},
+            InvalidArgumentError,
+            "The 'preset' parameter must be a str among {'bayes', 'paper'}. Got 'fast' instead.",
+        ),
+        (
+            {"preset": "bayes", "alpha": 0.5},
+            TypeError,
+            "'alpha' is not a parameter of the 'bayes' preset; its parameters are: "
+            + ", ".join(sorted(PRESETS["bayes"]))
+            + ".",
+        ),
+        ({"alpha": 1.0}, InvalidArgumentError, "alpha == 1.0, must be in (0, 1)."),
+        (
+            {"min_rollouts": 4, "max_rollouts": 3},
+            InvalidArgumentError,
+            "max_rollouts == 3, must be >= 4.",
+        ),
+        ({"window": 0}, InvalidArgumentError, "window == 0, must be >= 1."),
+        (
+            {"success_threshold": 0.0},
+            InvalidArgumentError,
+            "success_threshold == 0.0, must be in (0, 1].",
+        ),
+        (
+            {"prior": (1, 0)},
+            InvalidArgumentError,
+            "prior == (1, 0), both entries must be > 0.",
+        ),
+        (
+            {"prior": "flat"},
+            InvalidArgumentError,
+            "prior must be 'empirical' or a pair (a, b) of positive numbers, got 'flat'.",
+        ),
+        (
+            {"cost_model": "tokens"},
+            InvalidArgumentError,
+            "The 'cost_model' parameter must be a str among {'tracked', 'unit'}. Got 'tokens' "
+            "instead.",
+        ),
+    ],
+)
+def test_bad_parameters(kwargs, error, message):
+    with pytest.raises(error) as raised:
+        KnapsackAllocator(**kwargs)
+    assert str(raised.value) == message
+
+
+def test_parameters_are_overridable_and_fixed():
+    allocator = KnapsackAllocator("paper", default_rollouts=4, window=8, min_history=4)
+    params = allocator.get_params()
+    assert params["default_rollouts"] == 4 and params["window"] == 8
+    assert KnapsackAllocator(**params).get_params() == params
+    assert allocator.plan([1, 2], budget=8).counts.tolist() == [4, 4]
+    with pytest.raises(AttributeError):
+        allocator.window = 32
+    assert "default_rollouts=4" in repr(allocator)
+
+
+def test_plan_input_errors():
+    allocator = KnapsackAllocator()
+    allocator.update([1], [1])
+    with pytest.raises(TypeError) as raised:
+        allocator.plan(["x"], budget=8)
+    assert str(raised.value) == (
+        "prompt_ids are str ids, but this allocator tracks int ids; use one kind of prompt id "
+        "throughout."
+    )
+    with pytest.raises(InvalidArgumentError) as raised:
+        allocator.plan([], budget=8)
+    assert str(raised.value) == (
+        "budget == 8 but there are no prompts; pass budget=0 for an empty batch."
+    )
+    assert allocator.plan([], budget=0).counts.tolist() == []
+    with pytest.raises(InvalidArgumentError) as raised:
+        allocator.plan([1, 2], budget=8.5)
+    assert "budget == 8.5" in str(raised.value)
+
+
+def test_tracked_costs_plan_a_token_budget():
+    allocator = KnapsackAllocator("bayes", cost_model="tracked", cost_resolution=10.0)
+    with pytest.raises(InvalidArgumentError) as raised:
+        allocator.plan([1, 2], budget=1000)
+    assert str(raised.value).startswith("cost_model == 'tracked' but no prompt has reported")
+    allocator.update([1] * 8 + [2] * 8, [1, 0] * 8, costs=[100.0] * 8 + [300.0] * 8)
+    plan = allocator.plan([1, 2, 3], budget=3000)
+    # Prompt 3 is unseen and costs the batch mean, 200 per rollout.
+    assert plan.metrics["cost"] <= 3000
+    assert plan.metrics["cost"] == float(np.array([100.0, 300.0, 200.0]) @ plan.counts)
+    assert plan.metrics["cost"] > 3000 - 300
+    explicit = allocator.plan([1, 2, 3], budget=3000, costs=[100, 300, 200])
+    assert np.array_equal(explicit.counts, plan.counts)
+
+
+def test_batch_helpers_on_a_plan():
+    allocator = KnapsackAllocator()
+    plan = allocator.plan(list(range(6)), budget=48)
+    split = plan.balance(3, equal_size=True)
+    assert split.max_load == split.lower_bound == 16
+    index, group = plan.expand(split.order)
+    assert np.bincount(group).tolist() == [8] * 6
+    assert sorted(index.tolist()) == sorted(np.repeat(np.arange(6), 8).tolist())
+    by_cost = plan.balance(2, costs=[1, 1, 1, 1, 1, 3])
+    assert by_cost.max_load == 32
+
+
+def test_determinism_across_instances():
+    results = []
+    for _ in range(2):
+        allocator = KnapsackAllocator("bayes")
+        local = np.random.default_rng(11)
+        for _ in range(5):
+            ids = local.choice(50, 16, replace=False)
+            plan = allocator.plan(ids, 128)
+            index, _ = plan.expand()
+            allocator.update(ids[index], local.random(index.size) < 0.4)
+        results.append(plan.counts)
+    assert np.array_equal(results[0], results[1])
+
+
+def test_custom_value_cannot_be_saved(tmp_path):
+    allocator = KnapsackAllocator(value=lambda n, p: 1.0 - p**n)
+    with pytest.raises(InvalidArgumentError, match="custom value model"):
+        allocator.save(tmp_path / "a.ka")
+    assert not (tmp_path / "a.ka").exists()
+
+
+def test_load_rejects_invalid_state(tmp_path):
+    allocator = KnapsackAllocator()
+    allocator.update([1, 2], [1, 0])
+    state = allocator.state_dict()
+    state["arrays"]["total"] = state["arrays"]["total"][:1]
+    with pytest.raises(InvalidArgumentError):
+        KnapsackAllocator().load_state_dict(state)
+    bad = {"format": "something-else"}
+    target = KnapsackAllocator()
+    with pytest.raises(InvalidArgumentError) as raised:
+        target.load_state_dict(bad)
+    assert str(raised.value) == (
+        "state is not a KnapsackAllocator state dict (its 'format' is missing or wrong)."
+    )
+    assert len(target.history_) == 0
+    with pytest.raises(CheckpointError):
+        KnapsackAllocator.load(tmp_path / "missing.ka")
