@@ -102,22 +102,27 @@ def greedy_kernel(
     else:
         a = term_a.copy()
         b = term_b.copy()
-    trial_extra = np.empty(size, dtype=np.int64)
-    trial_a = np.empty(size, dtype=np.float64)
-    trial_b = np.empty(size, dtype=np.float64)
     unit = True
     max_cost = 1
-    best = -1.0  # largest key among rollouts not yet taken
     for i in range(size):
         unit = unit and costs[i] == 1
         max_cost = max(max_cost, costs[i])
+    # key[i]: key of prompt i's next rollout (-1 once it holds its maximum).
+    key = np.full(size, -1.0)
+    for i in range(size):
         if span[i] > 0:
-            gain = next_gain(i, 0, lower[i], a[i], b[i], table, use_table)
-            best = max(best, _key(gain, costs[i], False))
+            key[i] = _key(next_gain(i, 0, lower[i], a[i], b[i], table, use_table), costs[i], unit)
+    # Sweeps record the prompts they move here and apply them only if all fit.
+    moved = np.empty(size, dtype=np.int64)
+    moved_extra = np.empty(size, dtype=np.int64)
+    moved_a = np.empty(size, dtype=np.float64)
+    moved_b = np.empty(size, dtype=np.float64)
+    moved_key = np.empty(size, dtype=np.float64)
 
     remaining = capacity
     taken = 0.0
     tail = max(64, size // 16) * max_cost
+    best = key.max() if size else -1.0  # largest key among rollouts not yet taken
     lam = math.inf  # every key >= lam is taken
     lam_fail = 0.0  # taking every key >= lam_fail would overshoot the budget
     ratio = 0.5
@@ -130,18 +135,20 @@ def greedy_kernel(
             break  # the bracket is down to rounding
         spent = 0
         gained = 0.0
-        trial_best = -1.0
+        count = 0
         overshoot = False
         for i in range(size):
+            if key[i] < lam_try:
+                continue
             e = extra[i]
             ta = a[i]
             tb = b[i]
+            next_key = -1.0
             while e < span[i]:
                 n = lower[i] + e
                 gain = next_gain(i, e, n, ta, tb, table, use_table)
-                key = _key(gain, costs[i], unit)
-                if key < lam_try:
-                    trial_best = max(trial_best, key)
+                next_key = _key(gain, costs[i], unit)
+                if next_key < lam_try:
                     break
                 spent += costs[i]
                 if spent > remaining:
@@ -150,37 +157,42 @@ def greedy_kernel(
                 gained += gain
                 ta, tb = advance(i, n, ta, tb, a_num, b_num, den, step, use_table)
                 e += 1
+                next_key = -1.0
             if overshoot:
                 break
-            trial_extra[i] = e
-            trial_a[i] = ta
-            trial_b[i] = tb
+            moved[count] = i
+            moved_extra[count] = e
+            moved_a[count] = ta
+            moved_b[count] = tb
+            moved_key[count] = next_key
+            count += 1
         if overshoot:
             lam_fail = lam_try
             continue
-        extra, trial_extra = trial_extra, extra
-        a, trial_a = trial_a, a
-        b, trial_b = trial_b, b
+        best = -1.0
+        for m in range(count):
+            i = moved[m]
+            extra[i] = moved_extra[m]
+            a[i] = moved_a[m]
+            b[i] = moved_b[m]
+            key[i] = moved_key[m]
+        for i in range(size):
+            best = max(best, key[i])
         if lam_fail == 0.0 and 4 * spent < remaining:
             ratio = max(ratio * ratio, _SMALLEST_STEP)
         remaining -= spent
         taken += gained
         lam = lam_try
-        best = trial_best
 
     # Heap phase: one rollout at a time, in exactly the same order. With unit
     # costs no key below lam_fail can be reached, so such prompts stay out.
-    key = np.empty(size, dtype=np.float64)
     held = lower + extra
     heap = np.empty(size, dtype=np.int64)
     heap_size = 0
     for i in range(size):
-        if extra[i] < span[i]:
-            gain = next_gain(i, extra[i], held[i], a[i], b[i], table, use_table)
-            key[i] = _key(gain, costs[i], unit)
-            if not unit or key[i] >= lam_fail:
-                heap[heap_size] = i
-                heap_size += 1
+        if extra[i] < span[i] and (not unit or key[i] >= lam_fail):
+            heap[heap_size] = i
+            heap_size += 1
     for pos in range(heap_size // 2 - 1, -1, -1):
         _sift_down(heap, heap_size, pos, key, held)
     bound = math.nan
