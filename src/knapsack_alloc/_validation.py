@@ -97,7 +97,7 @@ def real_array(name: str, value: Any, *, length: int | None = None) -> NDArray[n
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         raise InvalidArgumentError(
-            f"{name}[{index}] == {result[index]!r}, must be finite (no NaN or inf)."
+            f"{name}[{index}] == {float(result[index])!r}, must be finite (no NaN or inf)."
         )
     return result
 
@@ -134,7 +134,7 @@ def integer_array(
     if not whole.all():
         index = int(np.flatnonzero(~whole)[0])
         raise InvalidArgumentError(
-            f"{name}[{index}] == {floats[index]!r}, must be a whole number of rollouts."
+            f"{name}[{index}] == {float(floats[index])!r}, must be a whole number of rollouts."
         )
     too_small = floats < minimum
     if too_small.any():

@@ -89,7 +89,7 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         if not_positive.any():
             index = int(np.flatnonzero(not_positive)[0])
             raise InvalidArgumentError(
-                f"costs[{index}] == {per_rollout[index]!r}, must be > 0 (cost of one rollout)."
+                f"costs[{index}] == {float(per_rollout[index])!r}, must be > 0 (cost of one rollout)."
             )
     if cost_resolution is not None:
         return _rounded(per_rollout, budget_value, cost_resolution)
@@ -98,7 +98,7 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
     if costs is not None and fractional.any():
         index = int(np.flatnonzero(fractional)[0])
         raise InvalidArgumentError(
-            f"costs[{index}] == {per_rollout[index]!r} is not a whole number; pass "
+            f"costs[{index}] == {float(per_rollout[index])!r} is not a whole number; pass "
             "cost_resolution (e.g. cost_resolution=0.01) to round costs to that unit, "
             "or give costs in whole units."
         )
@@ -136,7 +136,7 @@ def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -
     if too_small.any():
         index = int(np.flatnonzero(too_small)[0])
         raise InvalidArgumentError(
-            f"costs[{index}] == {per_rollout[index]!r} rounds to 0 units of "
+            f"costs[{index}] == {float(per_rollout[index])!r} rounds to 0 units of "
             f"cost_resolution == {unit!r}; use a finer cost_resolution."
         )
     error = np.abs(per_rollout - units * unit) / per_rollout

@@ -187,7 +187,7 @@ def _estimates(success_rates: Any) -> Estimates:
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         raise InvalidArgumentError(
-            f"success_rates[{i}] == {rates[i]!r}, must be in [0, 1] (a probability)."
+            f"success_rates[{i}] == {float(rates[i])!r}, must be in [0, 1] (a probability)."
         )
     return rates
 

@@ -61,7 +61,7 @@ def _counts(name: str, value: ArrayLike, length: int | None = None) -> NDArray[n
     negative = counts < 0
     if negative.any():
         index = int(np.flatnonzero(negative)[0])
-        raise InvalidArgumentError(f"{name}[{index}] == {counts[index]!r}, must be >= 0.")
+        raise InvalidArgumentError(f"{name}[{index}] == {float(counts[index])!r}, must be >= 0.")
     return counts
 
 

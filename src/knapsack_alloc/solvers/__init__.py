@@ -130,7 +130,7 @@ def _concave_dp(problem: Problem) -> SolverOutput | None:
     """
     greedy = _run_greedy(problem)
     if greedy.bound <= greedy.taken:
-        return SolverOutput(greedy.extra, greedy.bound, "optimal", "dp")
+        return SolverOutput(greedy.extra, greedy.bound, "optimal", "greedy")
     from knapsack_alloc.solvers._dp import dp_concave_kernel, lagrangian_windows
 
     table = _table(problem)
