@@ -24,6 +24,9 @@ IdKind = Literal["int", "str"]
 
 _INT64_MAX = np.iinfo(np.int64).max
 _FIRST_CAPACITY = 1024
+# Int ids in [0, max(_DENSE_MIN, _DENSE_FACTOR * prompts)) use a dense id -> row array.
+_DENSE_MIN = 1 << 20
+_DENSE_FACTOR = 4
 
 
 def as_prompt_ids(ids: Any, name: str) -> tuple[NDArray[Any], IdKind | None]:
@@ -141,6 +144,9 @@ class RewardHistory:
     def __init__(self, window: int = 16) -> None:
         self.window = window
         self.id_kind: IdKind | None = None
+        # Non-negative int ids below a bound map to rows through a dense array
+        # (`_dense[id]`, -1 if unseen); other ids through the dict `_rows`.
+        self._dense: NDArray[np.int64] | None = np.full(0, -1, dtype=np.int64)
         self._rows: dict[Any, int] = {}
         self._keys: list[Any] = []
         self._size = 0
@@ -190,8 +196,15 @@ class RewardHistory:
         -------
         numpy.ndarray of int64
         """
-        rows = map(self._rows.get, ids.tolist(), repeat(-1))
-        return np.fromiter(rows, dtype=np.int64, count=ids.size)
+        dense = self._dense
+        if dense is None:
+            rows = map(self._rows.get, ids.tolist(), repeat(-1))
+            return np.fromiter(rows, dtype=np.int64, count=ids.size)
+        found = np.full(ids.size, -1, dtype=np.int64)
+        if ids.dtype.kind == "i":
+            inside = (ids >= 0) & (ids < dense.size)
+            found[inside] = dense[ids[inside]]
+        return found
 
     def counts(self, rows: NDArray[np.int64]) -> WindowCounts:
         """Window successes, trials and totals for ``rows`` (-1 rows give zeros).
@@ -300,7 +313,7 @@ class RewardHistory:
         missing = rows < 0
         new = int(missing.sum())
         if new:
-            rows[missing] = self._insert(sorted_ids[starts[missing]].tolist(), kind)
+            rows[missing] = self._insert(sorted_ids[starts[missing]], kind)
         sizes = np.diff(np.append(starts, size))
         group = np.cumsum(boundary) - 1
         rank = np.arange(size) - starts[group]
@@ -337,17 +350,37 @@ class RewardHistory:
         flat = np.bincount(n * (self.window + 1) + s, minlength=self._hist.size)
         self._hist += sign * flat.reshape(self._hist.shape)
 
-    def _insert(self, keys: list[Any], kind: IdKind | None) -> NDArray[np.int64]:
+    def _insert(self, keys: NDArray[Any], kind: IdKind | None) -> NDArray[np.int64]:
         if self.id_kind is None:
             self.id_kind = kind
         start = self._size
-        stop = start + len(keys)
+        stop = start + keys.size
         self._reserve(stop)
-        self._rows.update(zip(keys, range(start, stop), strict=True))
-        self._keys.extend(keys)
+        self._index(keys, start)
         self._size = stop
-        self._hist[0, 0] += len(keys)
+        self._hist[0, 0] += keys.size
         return np.arange(start, stop, dtype=np.int64)
+
+    def _index(self, keys: NDArray[Any], start: int) -> None:
+        """Map ``keys`` (new, distinct) to rows ``start, start + 1, ...``."""
+        rows = np.arange(start, start + keys.size, dtype=np.int64)
+        listed = keys.tolist()
+        dense = self._dense
+        if dense is not None and keys.size and keys.dtype.kind == "i":
+            low, high = int(keys.min()), int(keys.max())
+            if low >= 0 and high < max(_DENSE_MIN, _DENSE_FACTOR * (start + keys.size)):
+                if high >= dense.size:
+                    grown = np.full(max(high + 1, 2 * dense.size), -1, dtype=np.int64)
+                    grown[: dense.size] = dense
+                    self._dense = dense = grown
+                dense[keys] = rows
+                self._keys.extend(listed)
+                return
+        if dense is not None and keys.size:
+            self._rows = dict(zip(self._keys, range(start), strict=True))
+            self._dense = None
+        self._rows.update(zip(listed, rows.tolist(), strict=True))
+        self._keys.extend(listed)
 
     def _reserve(self, size: int) -> None:
         capacity = self._total.size
@@ -446,12 +479,12 @@ class RewardHistory:
         for message, failed in checks:
             if failed:
                 raise InvalidArgumentError(f"Inconsistent saved history: {message}.")
-        if len(set(keys)) != n:
+        key_array = np.array(keys, dtype=np.str_ if id_kind == "str" else np.int64).reshape(n)
+        if np.unique(key_array).size != n:
             raise InvalidArgumentError("Inconsistent saved history: prompt ids are not unique.")
         history = cls(window)
         history.id_kind = id_kind if n else None
-        history._rows = dict(zip(keys, range(n), strict=True))
-        history._keys = keys
+        history._index(key_array, 0)
         history._size = n
         capacity = max(n, _FIRST_CAPACITY)
         history._success = _grown(success, capacity)
