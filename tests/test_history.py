@@ -215,3 +215,18 @@ def test_memory_per_million_prompts():
     history.record(np.arange(10**6), "int", np.zeros(10**6, dtype=bool))
     array_bytes = sum(a.nbytes for a in history.to_arrays().values())
     assert array_bytes / 10**6 <= 64  # 16 ring bytes + counters + id
+
+
+@pytest.mark.parametrize("late_id", [2**40, -3])
+def test_ids_outside_the_dense_range_keep_every_window(late_id):
+    history, naive = RewardHistory(4), NaiveHistory(4)
+    steps = [([0, 0, 5, 9], [1, 0, 1, 1]), ([late_id, 5, late_id], [1, 0, 0]), ([9, 0], [0, 1])]
+    for ids, rewards in steps:
+        history.record(np.array(ids), "int", np.array(rewards, dtype=bool))
+        naive.record(ids, rewards)
+    probe = [0, 5, 9, late_id, 7]
+    got = history.counts(history.lookup(np.array(probe)))
+    for i, prompt in enumerate(probe):
+        assert (got.successes[i], got.trials[i], got.total[i]) == naive.counts(prompt)
+    back = RewardHistory.from_arrays(4, "int", history.to_arrays())
+    assert np.array_equal(back.lookup(np.array(probe)), history.lookup(np.array(probe)))
