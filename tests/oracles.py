@@ -14,7 +14,7 @@ def brute_force(value_of, lower, upper, costs, budget):
     Returns ``(best_objective, best_counts)``; ties keep the first found.
     """
     best, best_counts = -np.inf, None
-    ranges = [range(lo, hi + 1) for lo, hi in zip(lower, upper)]
+    ranges = [range(lo, hi + 1) for lo, hi in zip(lower, upper, strict=True)]
     for combo in itertools.product(*ranges):
         counts = np.array(combo, dtype=np.int64)
         if costs @ counts > budget:
@@ -28,7 +28,7 @@ def brute_force(value_of, lower, upper, costs, budget):
 def grpo_value(counts, p):
     """The paper's value, written straight from its definition."""
     out = []
-    for n, x in zip(counts, p):
+    for n, x in zip(counts, p, strict=True):
         n = int(n)
         pnz = 0.0 if n == 0 else 1.0 - x**n - (1.0 - x) ** n
         out.append(pnz * x * (1.0 - x) ** 2)

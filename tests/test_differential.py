@@ -93,7 +93,7 @@ def test_greedy_is_optimal_with_unit_costs_or_bounded_otherwise(instance):
 @settings(max_examples=80, deadline=None)
 @given(instance=instances(unit_cost=True, min_lower=1))
 def test_unit_costs_spend_the_whole_budget(instance):
-    rates, lower, upper, costs, budget = instance
+    rates, lower, upper, _, budget = instance
     for solver in ("greedy", "dp", "auto"):
         result = allocate(rates, budget, min_rollouts=lower, max_rollouts=upper, solver=solver)
         assert result.counts.sum() == budget
@@ -189,7 +189,8 @@ def test_objective_is_monotone_in_budget(instance):
     if budget < int(costs @ lower):
         return
     kwargs = dict(min_rollouts=lower, max_rollouts=upper, costs=costs, solver="dp")
-    assert allocate(rates, budget + 1, **kwargs).objective >= allocate(rates, budget, **kwargs).objective
+    larger = allocate(rates, budget + 1, **kwargs)
+    assert larger.objective >= allocate(rates, budget, **kwargs).objective
 
 
 @settings(max_examples=30, deadline=None)

@@ -176,7 +176,7 @@ def test_hand_computed_grpo_values():
 def test_beta_posterior_value_is_the_posterior_expectation(s, f):
     counts = np.array([1, 2, 8, 40])
     beliefs = BetaPosterior([s] * 4, [f] * 4, prior=(1.0, 1.0))
-    for n, got in zip(counts, GRPO.value(counts, beliefs)):
+    for n, got in zip(counts, GRPO.value(counts, beliefs), strict=True):
         expected = beta_expectation(
             lambda p, n=n: (1 - p**n - (1 - p) ** n) * p * (1 - p) ** 2, 1 + s, 1 + f
         )

@@ -35,18 +35,16 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from knapsack_alloc._validation import InvalidArgumentError
-    from knapsack_alloc.engine import allocate
-    from knapsack_alloc.posterior import BetaPosterior
-    from knapsack_alloc.result import AllocationResult
-    from knapsack_alloc.solvers._ortools import MissingDependencyError
-    from knapsack_alloc.values import (
-        GRPO,
-        NONZERO,
-        CallableValue,
-        NonzeroGradientValue,
-        ValueModel,
-    )
+    from knapsack_alloc._validation import InvalidArgumentError as InvalidArgumentError
+    from knapsack_alloc.engine import allocate as allocate
+    from knapsack_alloc.posterior import BetaPosterior as BetaPosterior
+    from knapsack_alloc.result import AllocationResult as AllocationResult
+    from knapsack_alloc.solvers._ortools import MissingDependencyError as MissingDependencyError
+    from knapsack_alloc.values import GRPO as GRPO
+    from knapsack_alloc.values import NONZERO as NONZERO
+    from knapsack_alloc.values import CallableValue as CallableValue
+    from knapsack_alloc.values import NonzeroGradientValue as NonzeroGradientValue
+    from knapsack_alloc.values import ValueModel as ValueModel
 
 
 def __getattr__(name: str) -> Any:

@@ -17,5 +17,5 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def kernel(function: F) -> F:
     """Compile ``function`` with the project's numba options."""
-    compiled: F = njit(cache=True, nogil=True)(function)
+    compiled: F = njit(cache=True, nogil=True)(function)  # type: ignore[assignment]
     return compiled

@@ -43,7 +43,7 @@ class GainSource:
     @property
     def use_table(self) -> bool:
         """Whether the gains come from a dense table."""
-        return self.table.shape[0] > 0
+        return bool(self.table.shape[0] > 0)
 
 
 @dataclass(frozen=True)

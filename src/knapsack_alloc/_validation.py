@@ -46,7 +46,8 @@ def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     if not isinstance(value, str) or value not in options:
         listed = ", ".join(repr(o) for o in options)
         raise InvalidArgumentError(
-            f"The {name!r} parameter must be a str among {{{listed}}}. Got {_describe(value)} instead."
+            f"The {name!r} parameter must be a str among {{{listed}}}. "
+            f"Got {_describe(value)} instead."
         )
     return value
 
@@ -139,7 +140,9 @@ def integer_array(
     too_small = floats < minimum
     if too_small.any():
         index = int(np.flatnonzero(too_small)[0])
-        raise InvalidArgumentError(f"{name}[{index}] == {int(floats[index])}, must be >= {minimum}.")
+        raise InvalidArgumentError(
+            f"{name}[{index}] == {int(floats[index])}, must be >= {minimum}."
+        )
     return floats.astype(np.int64)
 
 
@@ -187,7 +190,9 @@ def real_scalar(name: str, value: Any) -> float:
     if type(value) is int or type(value) is float:
         number = float(value)
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, not {type(value).__name__}: {_describe(value)}.")
+        raise TypeError(
+            f"{name} must be a real number, not {type(value).__name__}: {_describe(value)}."
+        )
     else:
         number = float(value)
     if not math.isfinite(number):

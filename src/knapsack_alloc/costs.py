@@ -89,7 +89,8 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         if not_positive.any():
             index = int(np.flatnonzero(not_positive)[0])
             raise InvalidArgumentError(
-                f"costs[{index}] == {float(per_rollout[index])!r}, must be > 0 (cost of one rollout)."
+                f"costs[{index}] == {float(per_rollout[index])!r}, "
+                "must be > 0 (cost of one rollout)."
             )
     if cost_resolution is not None:
         return _rounded(per_rollout, budget_value, cost_resolution)
@@ -115,7 +116,8 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
 
 def _unit(per_rollout: NDArray[np.float64], budget: Any, budget_value: float) -> CostModel:
     whole = _whole_budget(budget, budget_value)
-    return CostModel(per_rollout.astype(np.int64), budget_value, whole, 1.0, per_rollout, "unit", None)
+    units = per_rollout.astype(np.int64)
+    return CostModel(units, budget_value, whole, 1.0, per_rollout, "unit", None)
 
 
 def _whole_budget(budget: Any, budget_value: float) -> int:
@@ -143,7 +145,7 @@ def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -
     return CostModel(
         units=units.astype(np.int64),
         budget=budget,
-        budget_units=int(math.floor(budget / unit + _UNIT_SLACK)),
+        budget_units=math.floor(budget / unit + _UNIT_SLACK),
         unit=unit,
         per_rollout=per_rollout,
         kind="rounded",

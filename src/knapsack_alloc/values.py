@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Union
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,7 +20,7 @@ from knapsack_alloc._problem import EMPTY_TABLE, EMPTY_VECTOR, GainSource
 from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.posterior import BetaPosterior
 
-Estimates = Union[NDArray[np.float64], BetaPosterior]
+Estimates = NDArray[np.float64] | BetaPosterior
 
 
 class ValueModel(ABC):
@@ -87,7 +87,10 @@ class NonzeroGradientValue(ValueModel):
         self.q_power = int(q_power)
 
     def __repr__(self) -> str:
-        return f"NonzeroGradientValue({self.name!r}, p_power={self.p_power}, q_power={self.q_power})"
+        return (
+            f"NonzeroGradientValue({self.name!r}, p_power={self.p_power}, "
+            f"q_power={self.q_power})"
+        )
 
     def value(self, counts: NDArray[np.int64], estimates: Estimates) -> NDArray[np.float64]:
         """See :meth:`ValueModel.value`."""
@@ -150,7 +153,7 @@ class CallableValue(ValueModel):
         if not callable(function):
             raise TypeError(f"value must be callable, got {type(function).__name__}.")
         self.function = function
-        self.name = name or getattr(function, "__name__", "callable")
+        self.name = name or str(getattr(function, "__name__", "callable"))
 
     def __repr__(self) -> str:
         return f"CallableValue({self.name!r})"
@@ -246,14 +249,14 @@ def resolve_value(value: object) -> ValueModel:
 
 def _beta_moment_function(
     posterior: BetaPosterior,
-) -> Callable[[object, object], NDArray[np.float64]]:
+) -> Callable[[Any, Any], NDArray[np.float64]]:
     """Return ``moment(x, y) = E[p**x (1 - p)**y]`` under ``posterior``."""
     from scipy.special import betaln
 
     a, b = posterior.alpha, posterior.beta
     log_norm = betaln(a, b)
 
-    def moment(x: object, y: object) -> NDArray[np.float64]:
+    def moment(x: Any, y: Any) -> NDArray[np.float64]:
         return np.asarray(np.exp(betaln(a + x, b + y) - log_norm), dtype=np.float64)
 
     return moment

@@ -152,8 +152,11 @@ def _concave_dp(problem: Problem) -> SolverOutput | None:
 
 
 def solve_dp(problem: Problem, time_limit: float | None = None) -> SolverOutput:
-    """Exact DP: Lagrangian windows and divide and conquer for concave values,
-    the general scan otherwise."""
+    """Solve exactly by dynamic programming.
+
+    Concave values: Lagrangian windows, then divide and conquer; other
+    values: the general scan.
+    """
     if problem.concave:
         output = _concave_dp(problem)
         if output is None:
@@ -169,7 +172,7 @@ def solve_dp(problem: Problem, time_limit: float | None = None) -> SolverOutput:
 
 
 def solve_textbook(problem: Problem, time_limit: float | None = None) -> SolverOutput:
-    """The O(n * B * U) NumPy baseline."""
+    """Solve with the O(n * B * U) NumPy baseline."""
     if _dp_cells(problem) > DP_MAX_CELLS:
         raise InvalidArgumentError(_too_large(problem, "textbook"))
     from knapsack_alloc.solvers._textbook import textbook_dp
@@ -185,7 +188,7 @@ def solve_ortools(problem: Problem, time_limit: float | None = None) -> SolverOu
 
     table = _table(problem)
     extra, bound, status = ortools_mip(
-        table, problem.span, problem.costs, problem.capacity, time_limit
+        table, problem.span, problem.costs, problem.capacity, time_limit, problem.concave
     )
     return SolverOutput(_spend_leftover(problem, table, extra), bound, status, "ortools")
 

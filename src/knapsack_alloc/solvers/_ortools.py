@@ -2,8 +2,10 @@
 
 One binary ``x[i, k]`` per possible extra rollout (``k``-th above the
 minimum) with objective coefficient its gain, the budget row
-``sum cost_i x[i, k] <= capacity``, and ``x[i, k] >= x[i, k + 1]`` so that
-rollouts are taken in order (needed when gains are not concave). The
+``sum cost_i x[i, k] <= capacity``, and, when gains are not concave,
+``x[i, k] >= x[i, k + 1]`` so that rollouts are taken in order (with
+concave gains an optimum never needs it: a prompt's first rollouts are
+worth the most). The
 solver's dual bound is reported as the upper bound, so a caller gets a
 certificate from an independent code base. Gains are scaled so the largest
 is 1 and those below 1e-12 of it are dropped (their sum is added to the
@@ -58,6 +60,7 @@ def ortools_mip(
     costs: NDArray[np.int64],
     capacity: int,
     time_limit: float | None,
+    concave: bool,
 ) -> tuple[NDArray[np.int64], float, str]:
     """Solve the reduced problem with SCIP.
 
@@ -90,7 +93,7 @@ def ortools_mip(
         for k, variable in enumerate(row):
             budget_row.SetCoefficient(variable, float(costs[i]))
             objective.SetCoefficient(variable, float(coefficients[i, k]))
-            if k:
+            if k and not concave:
                 solver.Add(row[k - 1] >= variable)
         variables.append(row)
     parameters = pywraplp.MPSolverParameters()
