@@ -431,3 +431,17 @@ def test_load_rejects_invalid_state(tmp_path):
     assert len(target.history_) == 0
     with pytest.raises(CheckpointError):
         KnapsackAllocator.load(tmp_path / "missing.ka")
+
+
+def test_empirical_prior_follows_updates():
+    allocator = KnapsackAllocator("bayes")
+    assert allocator.plan([0], budget=2).metrics["prior_a"] == 1.0
+    rng = np.random.default_rng(4)
+    ids = np.repeat(np.arange(200), 16)
+    allocator.update(ids, rng.random(ids.size) < 0.2)
+    refit = allocator.plan([0], budget=2).metrics
+    assert refit["prior_a"] / (refit["prior_a"] + refit["prior_b"]) == pytest.approx(0.2, abs=0.03)
+    fresh = KnapsackAllocator("bayes")
+    fresh.plan([0], budget=2)
+    fresh.load_state_dict(allocator.state_dict())
+    assert fresh.plan([0], budget=2).metrics["prior_a"] == refit["prior_a"]

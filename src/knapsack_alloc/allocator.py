@@ -234,6 +234,8 @@ class KnapsackAllocator:
         self.history_ = RewardHistory(checked["window"])
         self.n_updates_ = 0
         self.n_rollouts_ = 0
+        # The fitted prior, keyed by the history object and its revision.
+        self._prior_cache: tuple[RewardHistory, int, tuple[float, float]] | None = None
 
     preset: str
     default_rollouts: int
@@ -400,12 +402,12 @@ class KnapsackAllocator:
         if self.prior != "empirical":
             return self.prior  # type: ignore[return-value]
         history = self.history_
-        cached = self.__dict__.get("_prior_cache")
+        cached = self._prior_cache
         if cached is None or cached[0] is not history or cached[1] != history.revision:
             prior = fit_beta_prior(history.window_histogram(), min(self.min_history, self.window))
             cached = (history, history.revision, prior)
             self._prior_cache = cached
-        return cached[2]  # type: ignore[no-any-return]
+        return cached[2]
 
     # ---------------------------------------------------------------- update
     def update(self, rollout_prompt_ids: Any, rewards: Any, costs: Any = None) -> dict[str, float]:
