@@ -40,18 +40,24 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["ALLOCATOR_STATE_FILE", "KnapsackGRPOTrainer", "group_advantages"]
+_LAZY = ("KnapsackGRPOTrainer",)  # built on first access; needs TRL
 
-ALLOCATOR_STATE_FILE = "knapsack_allocator.npz"
+__all__ = ["ALLOCATOR_STATE_FILE", "group_advantages", *_LAZY]
+
+ALLOCATOR_STATE_FILE = "knapsack_allocator.ckpt"
 """Name of the allocator's state file inside a trainer checkpoint folder."""
 
 _EPS = 1e-4  # TRL's constant in ``advantages / (std + 1e-4)``
 
 
 def __getattr__(name: str) -> Any:
-    if name == "KnapsackGRPOTrainer":
+    if name in _LAZY:
         return _trainer_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def _prompt_key(prompt: Any) -> str:
@@ -105,7 +111,6 @@ def group_advantages(
     over the batch.
     """
     import torch
-    from trl.trainer.utils import nanstd
 
     group_ids = group_ids.to(device=rewards_per_func.device, dtype=torch.long)
     unscorable = torch.isnan(rewards_per_func).all(dim=1)
@@ -115,7 +120,7 @@ def group_advantages(
         rewards[unscorable] = torch.nan
         mean, std = _group_mean_std(rewards, group_ids)
         if scale_rewards == "batch":
-            std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+            std = _batch_std(rewards)
         elif scale_rewards not in ("group", "none"):
             raise ValueError(
                 f"The 'scale_rewards' parameter must be a str among {{'batch', 'group', 'none'}}. "
@@ -129,7 +134,7 @@ def group_advantages(
         reward_k = (rewards_per_func - mean_k) / (std_k + _EPS)
         rewards = (reward_k * weights.unsqueeze(0)).nansum(dim=1)
         rewards[unscorable] = torch.nan
-        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+        std = _batch_std(rewards)
         advantages = (rewards - torch.nanmean(rewards)) / (std + _EPS)
     else:
         raise ValueError(
@@ -138,6 +143,16 @@ def group_advantages(
         )
     std_is_zero = torch.isclose(std, torch.zeros_like(std))
     return torch.nan_to_num(advantages, nan=0.0), std_is_zero
+
+
+def _batch_std(rewards: Any) -> Any:
+    """Bessel-corrected std of the whole batch ignoring ``NaN``, per rollout (0 for one rollout)."""
+    import torch
+    from trl.trainer.utils import nanstd
+
+    if rewards.numel() > 1:
+        return nanstd(rewards).expand_as(rewards)
+    return torch.zeros_like(rewards)
 
 
 def _group_mean_std(values: Any, group_ids: Any) -> tuple[Any, Any]:
@@ -165,12 +180,17 @@ def _trainer_class() -> type:
     import torch
     from accelerate.utils import broadcast_object_list, gather_object
     from datasets import IterableDataset
-    from trl import GRPOTrainer
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+    from trl.trainer.grpo_trainer import GRPOTrainer
     from trl.trainer.utils import RepeatSampler
 
     from knapsack_alloc.batching import expand_counts
 
-    class KnapsackGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+    # TRL's internals are typed loosely and change between versions; checking
+    # against them would tie this module to one TRL release.
+    base: Any = GRPOTrainer
+
+    class KnapsackGRPOTrainer(base):  # type: ignore[misc]
         """``GRPOTrainer`` that gives each prompt the rollouts a `KnapsackAllocator` plans.
 
         Parameters
@@ -273,12 +293,12 @@ def _trainer_class() -> type:
                     "it to the dataset (and keep `remove_unused_columns=False`), or pass "
                     "`prompt_id_column=None` to identify prompts by their text."
                 )
-            value = row[self.prompt_id_column]
-            return value.item() if isinstance(value, torch.Tensor) else value
+            return row[self.prompt_id_column]
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             if not self.model.training:
-                return super()._generate_and_score_completions(inputs)  # type: ignore[no-any-return]
+                evaluated: dict[str, Any] = super()._generate_and_score_completions(inputs)
+                return evaluated
             rows = gather_object(inputs)
             prompt_ids = [self._prompt_id(row) for row in rows]
             payload: list[Any] = [None]
@@ -295,7 +315,8 @@ def _trainer_class() -> type:
             output: dict[str, Any] = super()._generate_and_score_completions(local_rows)
 
             rewards_per_func = self._step_rewards_per_func
-            assert rewards_per_func is not None  # set by _calculate_rewards above
+            if rewards_per_func is None:
+                raise RuntimeError("GRPOTrainer scored completions without `_calculate_rewards`.")
             advantages, std_is_zero = group_advantages(
                 rewards_per_func,
                 self.reward_weights,
@@ -313,7 +334,8 @@ def _trainer_class() -> type:
             metrics["frac_reward_zero_std"][-1] = std_is_zero.float().mean().item()
 
             if self.allocator_reward is None:
-                rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(1)
+                weights = self.reward_weights.to(rewards_per_func.device)
+                rewards = (rewards_per_func * weights).nansum(dim=1)
                 rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
             else:
                 rewards = rewards_per_func[:, self.reward_func_names.index(self.allocator_reward)]
@@ -330,7 +352,7 @@ def _trainer_class() -> type:
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             super()._save_checkpoint(model, trial)
             if self.args.should_save:
-                folder = f"checkpoint-{self.state.global_step}"
+                folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
                 path = os.path.join(self._get_output_dir(trial=trial), folder, ALLOCATOR_STATE_FILE)
                 self.allocator.save(path)
 

@@ -1,0 +1,275 @@
+"""The TRL adapter against the real ``trl.GRPOTrainer`` on CPU.
+
+A random two-layer Llama (hidden size 32) and a character-level tokenizer are
+built locally by ``examples/trl_grpo.py``; its synthetic task has prompts of
+graded difficulty. The same rollout budget is trained once with stock
+(uniform) GRPO and once with ``KnapsackGRPOTrainer``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+torch = pytest.importorskip("torch")
+trl = pytest.importorskip("trl")
+
+from knapsack_alloc.allocator import KnapsackAllocator  # noqa: E402
+from knapsack_alloc.integrations.trl import (  # noqa: E402
+    ALLOCATOR_STATE_FILE,
+    KnapsackGRPOTrainer,
+    group_advantages,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# transformers 5 deprecates names TRL 1.16 still calls; the repository makes warnings errors.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated:FutureWarning"
+)
+
+DIFFICULTY = (0, 1, 2, 4, 8, 12, 16, 16)  # 8 prompts, from never solved to mostly solved
+PROMPTS_PER_STEP = 4
+NUM_GENERATIONS = 8
+BUDGET = PROMPTS_PER_STEP * NUM_GENERATIONS
+STEPS = 4  # two epochs: every prompt is seen, then planned from its rewards
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location(
+        "trl_grpo_example", ROOT / "examples" / "trl_grpo.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+example = _load_example()
+
+
+class RecordingAllocator(KnapsackAllocator):
+    """The real allocator, keeping every plan and update it was asked for."""
+
+    def plan(self, prompt_ids, budget, *args, **kwargs):
+        result = super().plan(prompt_ids, budget, *args, **kwargs)
+        self.plans = [*getattr(self, "plans", []), (list(prompt_ids), budget, result)]
+        return result
+
+    def update(self, rollout_prompt_ids, rewards, *args, **kwargs):
+        self.updates = [
+            *getattr(self, "updates", []),
+            (list(rollout_prompt_ids), np.asarray(rewards, dtype=float)),
+        ]
+        return super().update(rollout_prompt_ids, rewards, *args, **kwargs)
+
+
+class Recorder:
+    """Reward function that also records which prompt each scored rollout belongs to."""
+
+    def __init__(self):
+        self.__name__ = "first_letter_reward"
+        self.calls = []
+
+    def __call__(self, completions, k, prompt_id, **kwargs):
+        rewards = example.first_letter_reward(completions, k)
+        self.calls.append((list(prompt_id), np.asarray(rewards)))
+        return rewards
+
+
+class AdvantageRecorder(KnapsackGRPOTrainer):
+    """Keeps the advantages the trainer hands to the loss."""
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        self.recorded_advantages = [
+            *getattr(self, "recorded_advantages", []),
+            output["advantages"].detach().cpu().numpy(),
+        ]
+        return output
+
+
+@dataclass
+class Run:
+    """One training run and what was recorded during it."""
+
+    trainer: Any
+    reward: Recorder
+    allocator: Any = None
+    plans: list = field(default_factory=list)
+    updates: list = field(default_factory=list)
+
+
+def _train(trainer_class, reward, output_dir, steps=STEPS, **kwargs):
+    tokenizer = example.build_tokenizer()
+    trainer = trainer_class(
+        model=example.build_model(tokenizer),
+        reward_funcs=reward,
+        args=example.make_config(
+            str(output_dir), steps, PROMPTS_PER_STEP, **kwargs.pop("config", {})
+        ),
+        train_dataset=example.build_dataset(DIFFICULTY),
+        processing_class=tokenizer,
+        **kwargs,
+    )
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def knapsack_run(tmp_path_factory):
+    reward = Recorder()
+    allocator = RecordingAllocator(preset="paper")
+    trainer = _train(
+        AdvantageRecorder,
+        reward,
+        tmp_path_factory.mktemp("knapsack"),
+        allocator=allocator,
+        config={"save_strategy": "steps", "save_steps": STEPS},
+    )
+    # Snapshots: later tests call plan() on the same allocator.
+    return Run(trainer, reward, allocator, list(allocator.plans), list(allocator.updates))
+
+
+@pytest.fixture(scope="module")
+def uniform_run(tmp_path_factory):
+    reward = Recorder()
+    return Run(_train(trl.GRPOTrainer, reward, tmp_path_factory.mktemp("uniform")), reward)
+
+
+def test_group_sizes_follow_the_plan_each_step(knapsack_run):
+    assert len(knapsack_run.plans) == STEPS
+    assert len(knapsack_run.reward.calls) == STEPS
+    steps = zip(knapsack_run.plans, knapsack_run.reward.calls, strict=True)
+    for (ids, budget, plan), (rollout_ids, _) in steps:
+        assert budget == BUDGET
+        assert len(set(ids)) == PROMPTS_PER_STEP  # the dataloader yields each prompt once
+        assert int(np.sum(plan.counts)) == BUDGET
+        planned = {pid: int(n) for pid, n in zip(ids, plan.counts, strict=True) if n > 0}
+        assert Counter(rollout_ids) == planned
+    # After the first epoch the plans are no longer uniform: the allocator acted.
+    later = [
+        plan.counts for _, _, plan in knapsack_run.plans[len(DIFFICULTY) // PROMPTS_PER_STEP :]
+    ]
+    assert any(len(set(np.asarray(counts).tolist())) > 1 for counts in later)
+
+
+def test_advantages_are_normalised_per_group(knapsack_run):
+    recorded = knapsack_run.trainer.recorded_advantages
+    assert len(recorded) == STEPS
+    for (rollout_ids, rewards), advantages in zip(knapsack_run.reward.calls, recorded, strict=True):
+        expected = np.zeros(len(rewards))
+        for pid in set(rollout_ids):
+            members = np.array([rid == pid for rid in rollout_ids])
+            group = rewards[members]
+            if group.size > 1:
+                expected[members] = (group - group.mean()) / (group.std(ddof=1) + 1e-4)
+        np.testing.assert_allclose(advantages, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_allocator_state_updates_with_each_steps_rewards(knapsack_run):
+    assert len(knapsack_run.updates) == STEPS
+    replay = KnapsackAllocator(preset="paper")
+    for (ids, rewards), (rollout_ids, scored) in zip(
+        knapsack_run.updates, knapsack_run.reward.calls, strict=True
+    ):
+        assert ids == rollout_ids
+        np.testing.assert_array_equal(rewards, scored)
+        replay.update(rollout_ids, scored)
+    every_prompt = list(range(len(DIFFICULTY)))
+    np.testing.assert_array_equal(
+        replay.plan(every_prompt, 8 * len(every_prompt)).counts,
+        knapsack_run.allocator.plan(every_prompt, 8 * len(every_prompt)).counts,
+    )
+
+
+def test_metrics_are_logged(knapsack_run):
+    logged = knapsack_run.trainer.state.log_history[0]
+    assert any(name.startswith("knapsack/plan/") for name in logged)
+    assert any(name.startswith("knapsack/update/") for name in logged)
+
+
+def test_uniform_and_knapsack_spend_the_same_budget(knapsack_run, uniform_run):
+    pairs = zip(uniform_run.reward.calls, knapsack_run.reward.calls, strict=True)
+    for (uniform_ids, _), (knapsack_ids, _) in pairs:
+        assert len(uniform_ids) == len(knapsack_ids) == BUDGET
+        assert set(Counter(uniform_ids).values()) == {NUM_GENERATIONS}
+    for run in (uniform_run, knapsack_run):
+        ratio = example.effective_gradient_ratio(run.trainer.state.log_history)
+        assert 0.0 <= ratio <= 1.0
+
+
+def test_group_advantages_match_trl_for_equal_groups(uniform_run):
+    trainer, reward = uniform_run.trainer, uniform_run.reward
+    rewards = torch.tensor(np.concatenate([r for _, r in reward.calls]), dtype=torch.float32)
+    groups = torch.arange(rewards.numel()) // NUM_GENERATIONS
+    advantages, std_is_zero = group_advantages(rewards[:, None], torch.ones(1), groups)
+    trl_logged = [
+        entry["frac_reward_zero_std"]
+        for entry in trainer.state.log_history
+        if "frac_reward_zero_std" in entry
+    ]
+    per_step = std_is_zero.float().view(len(reward.calls), -1).mean(dim=1)
+    np.testing.assert_allclose(per_step.numpy(), trl_logged, rtol=1e-6)
+    grouped = rewards.view(-1, NUM_GENERATIONS)
+    stock = (grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + 1e-4)
+    np.testing.assert_allclose(advantages.numpy(), stock.flatten().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_allocator_state_rides_in_the_checkpoint(knapsack_run, tmp_path):
+    checkpoint = Path(knapsack_run.trainer.args.output_dir) / f"checkpoint-{STEPS}"
+    assert (checkpoint / ALLOCATOR_STATE_FILE).is_file()
+    resumed = KnapsackAllocator(preset="paper")
+    tokenizer = example.build_tokenizer()
+    again = KnapsackGRPOTrainer(
+        model=example.build_model(tokenizer),
+        reward_funcs=example.first_letter_reward,
+        args=example.make_config(str(tmp_path), STEPS, PROMPTS_PER_STEP),
+        train_dataset=example.build_dataset(DIFFICULTY),
+        processing_class=tokenizer,
+        allocator=resumed,
+    )
+    again.train(
+        resume_from_checkpoint=str(checkpoint)
+    )  # already at max_steps: loads, trains nothing
+    every_prompt = list(range(len(DIFFICULTY)))
+    np.testing.assert_array_equal(
+        resumed.plan(every_prompt, 8 * len(every_prompt)).counts,
+        knapsack_run.allocator.plan(every_prompt, 8 * len(every_prompt)).counts,
+    )
+
+
+def test_unknown_allocator_reward_is_rejected(tmp_path):
+    tokenizer = example.build_tokenizer()
+    with pytest.raises(ValueError, match="The 'allocator_reward' parameter must be a str among"):
+        KnapsackGRPOTrainer(
+            model=example.build_model(tokenizer),
+            reward_funcs=example.first_letter_reward,
+            args=example.make_config(str(tmp_path), 1, PROMPTS_PER_STEP),
+            train_dataset=example.build_dataset(DIFFICULTY),
+            processing_class=tokenizer,
+            allocator=KnapsackAllocator(preset="paper"),
+            allocator_reward="nope",
+        )
+
+
+def test_module_imports_without_trl():
+    code = (
+        "import sys; sys.modules['trl'] = None; sys.modules['torch'] = None\n"
+        "import knapsack_alloc.integrations.trl as adapter\n"
+        "try:\n    adapter.KnapsackGRPOTrainer\nexcept ImportError:\n    print('lazy')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "lazy"
