@@ -445,3 +445,49 @@ def test_empirical_prior_follows_updates():
     fresh.plan([0], budget=2)
     fresh.load_state_dict(allocator.state_dict())
     assert fresh.plan([0], budget=2).metrics["prior_a"] == refit["prior_a"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda ka: ka.update([1, 2], [1, 0], costs=[1.0]),
+            InvalidArgumentError,
+            "costs must have one entry per rollout, got 1 costs for 2 rollouts.",
+        ),
+        (
+            lambda ka: ka.update({1, 2}, [1, 0]),
+            TypeError,
+            "rollout_prompt_ids must be an ordered sequence (list, tuple or array), not a set.",
+        ),
+        (
+            lambda ka: ka.plan([1, 2], 10**30),
+            InvalidArgumentError,
+            "budget == 1000000000000000000000000000000 is too large; budgets up to 2**53 cost "
+            "units are supported.",
+        ),
+        (
+            lambda ka: ka.update([1], [1j]),
+            TypeError,
+            "rewards must be numbers or bools, got an array of dtype complex128; map them to 0/1 "
+            "first.",
+        ),
+        (
+            lambda ka: ka.update([1], [None]),
+            TypeError,
+            "rewards must be numbers or bools, got an array of dtype object; map them to 0/1 "
+            "first.",
+        ),
+        (
+            lambda ka: ka.update([1], 1),
+            InvalidArgumentError,
+            "rewards must be 1-dimensional (one reward per rollout), got shape ().",
+        ),
+    ],
+)
+def test_more_bad_inputs(call, error, message):
+    allocator = KnapsackAllocator()
+    with pytest.raises(error) as raised:
+        call(allocator)
+    assert str(raised.value) == message
+    assert len(allocator.history_) == 0

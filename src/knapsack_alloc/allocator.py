@@ -57,6 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _STATE_FORMAT = "knapsack-alloc/KnapsackAllocator"
 _STATE_VERSION = 1
 _MAX_WINDOW = 1024
+_MAX_BUDGET = 2**53
 _QUANTILES = (10, 25, 50, 75, 90)
 
 
@@ -318,6 +319,10 @@ class KnapsackAllocator:
         size = ids.size
         per_rollout = self._costs(rows, costs)
         model = resolve_costs(per_rollout, budget, size, self.cost_resolution)
+        if model.budget_units > _MAX_BUDGET:
+            raise InvalidArgumentError(
+                f"budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
+            )
         if size == 0 and model.budget_units > 0:
             raise InvalidArgumentError(
                 f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
@@ -442,6 +447,11 @@ class KnapsackAllocator:
         raw, success = self._rewards(rewards, ids.size)
         per_rollout = None
         if costs is not None:
+            if np.ndim(costs) == 1 and len(costs) != ids.size:
+                raise InvalidArgumentError(
+                    f"costs must have one entry per rollout, got {len(costs)} costs for "
+                    f"{ids.size} rollouts."
+                )
             per_rollout = real_array("costs", costs, length=ids.size)
             bad = per_rollout <= 0
             if bad.any():

@@ -55,6 +55,11 @@ def as_prompt_ids(ids: Any, name: str) -> tuple[NDArray[Any], IdKind | None]:
     InvalidArgumentError
         If ``ids`` is not 1-dimensional or an int id does not fit in int64.
     """
+    if isinstance(ids, (set, frozenset, dict)):
+        raise TypeError(
+            f"{name} must be an ordered sequence (list, tuple or array), not a "
+            f"{type(ids).__name__}."
+        )
     if isinstance(ids, (str, bytes)) or np.ndim(ids) == 0:
         raise TypeError(
             f"{name} must be a 1-d sequence of prompt ids, got the scalar {ids!r}; "
