@@ -491,3 +491,28 @@ def test_more_bad_inputs(call, error, message):
         call(allocator)
     assert str(raised.value) == message
     assert len(allocator.history_) == 0
+
+
+@pytest.mark.parametrize("preset", ["paper", "bayes"])
+def test_predicted_ratio_is_the_posterior_expectation(preset):
+    from knapsack_alloc.metrics import predicted_effective_ratio
+    from knapsack_alloc.posterior import BetaPosterior
+    from knapsack_alloc.values import NONZERO
+
+    allocator = KnapsackAllocator(preset)
+    rng = np.random.default_rng(9)
+    ids = np.repeat(np.arange(60), 12)
+    allocator.update(ids, rng.random(ids.size) < 0.3)
+    plan = allocator.plan(np.arange(50, 80), budget=300)
+    counts = allocator.history_.counts(allocator.history_.lookup(np.arange(50, 80)))
+    beliefs = BetaPosterior(
+        counts.successes,
+        counts.trials - counts.successes,
+        prior=(plan.metrics["prior_a"], plan.metrics["prior_b"]),
+    )
+    assert plan.metrics["pred_effective_ratio"] == pytest.approx(
+        predicted_effective_ratio(plan.counts, beliefs), rel=1e-12
+    )
+    assert plan.metrics["pred_prompts_with_gradient"] == pytest.approx(
+        float(NONZERO.value(plan.counts, beliefs).sum()), rel=1e-12
+    )
