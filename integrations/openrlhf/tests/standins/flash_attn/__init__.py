@@ -1,0 +1,1 @@
+"""Stand-in for flash-attn (CUDA only): see ../README.md."""

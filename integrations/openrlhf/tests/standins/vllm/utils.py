@@ -1,0 +1,7 @@
+"""Stand-in for ``vllm.utils``."""
+
+import uuid
+
+
+def random_uuid():
+    return uuid.uuid4().hex
