@@ -70,7 +70,7 @@ def make_instance(prompts: int, *, per_prompt_costs: bool = False, seed: int = 0
         return Instance(f"{prompts}x{8 * prompts}", rates, 8 * prompts)
     costs = rng.integers(2, 17, prompts).astype(np.int64)
     budget = int(8 * costs.mean() * prompts)
-    return Instance(f"{prompts}x{budget} costs 2..16", rates, budget, costs)
+    return Instance(f"{prompts}x{budget} (costs)", rates, budget, costs)
 
 
 def python_heap_greedy(

@@ -1,0 +1,127 @@
+"""The console script, run for real in a subprocess on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = shutil.which("knapsack-alloc")
+COMMANDS = [[SCRIPT]] if SCRIPT else []
+COMMANDS.append([sys.executable, "-m", "knapsack_alloc"])
+
+
+def run(*args, command=None):
+    completed = subprocess.run(
+        [*(command or COMMANDS[0]), *map(str, args)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    return completed
+
+
+def write_csv(path: Path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def batch(tmp_path):
+    rates = np.random.default_rng(0).integers(0, 17, 64) / 16
+    return write_csv(tmp_path / "batch.csv", ["prompt_id", "success_rate"],
+                     [[f"p{i}", r] for i, r in enumerate(rates)])  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: Path(c[-1]).name)
+def test_allocate_writes_counts_in_input_order(batch, tmp_path, command):
+    out = tmp_path / "plan.csv"
+    report = tmp_path / "report.json"
+    done = run("allocate", batch, "--budget", 512, "-o", out, "--json", report, command=command)
+    assert done.returncode == 0, done.stderr
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["prompt_id"] for row in rows] == [f"p{i}" for i in range(64)]
+    counts = np.array([int(row["rollouts"]) for row in rows])
+    assert counts.sum() == 512 and counts.min() >= 2 and counts.max() <= 128
+    assert "predicted effective-gradient ratio" in done.stderr
+    assert "certified optimal" in done.stderr
+    data = json.loads(report.read_text())
+    assert data["counts"] == counts.tolist() and data["status"] == "optimal"
+    assert data["predicted_effective_ratio"] >= data["uniform_effective_ratio"]
+
+
+def test_allocate_to_stdout_from_json_lines_with_successes_and_costs(tmp_path):
+    path = tmp_path / "history.jsonl"
+    rows = [{"prompt_id": i, "successes": i % 5, "trials": 8, "cost": 1 + i % 3} for i in range(20)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    done = run("allocate", path, "--budget", 300, "--prior", 1, 2)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "prompt_id,rollouts" and len(lines) == 21
+    counts = np.array([int(line.split(",")[1]) for line in lines[1:]])
+    costs = np.array([r["cost"] for r in rows])
+    assert costs @ counts <= 300
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "args", "message"),
+    [
+        (["prompt_id", "success_rate"], [["a", "0.5"], ["b", "abc"]], [],
+         "batch.csv: row 3, column 'success_rate': 'abc' is not a finite number"),
+        (["prompt_id", "success_rate"], [["a", "0.5"], ["b", "1.5"]], [],
+         "batch.csv: row 3, column 'success_rate': 1.5 is outside [0, 1]"),
+        (["prompt_id", "rate"], [["a", "0.5"]], [],
+         "batch.csv: needs a 'success_rate' column, or 'successes' and 'trials' "
+         "(columns: 'prompt_id', 'rate')"),
+        (["id", "success_rate"], [["a", "0.5"]], [],
+         "batch.csv: missing column 'prompt_id' (columns: 'id', 'success_rate')"),
+        (["prompt_id", "successes", "trials"], [["a", "9", "8"]], [],
+         "batch.csv: row 2, column 'successes': 9 must be between 0 and trials (8)"),
+        (["prompt_id", "success_rate"], [["a", "0.5"], ["b", "0.5"]], ["--budget", "3"],
+         "budget == 3.0 is below the 4 cost units that min_rollouts requires"),
+        (["prompt_id", "success_rate", "cost"], [["a", "0.5", "0"]], [],
+         "costs[0] == 0.0, must be > 0 (cost of one rollout)."),
+    ],
+)
+def test_allocate_bad_input_is_one_line(tmp_path, header, rows, args, message):
+    path = write_csv(tmp_path / "batch.csv", header, rows)
+    done = run("allocate", path, *(args or ["--budget", "8"]))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("knapsack-alloc: error: ")
+    assert message in done.stderr
+
+
+def test_missing_file_is_one_line(tmp_path):
+    done = run("allocate", tmp_path / "nope.csv", "--budget", 8)
+    assert done.returncode == 2 and done.stderr.strip().endswith("nope.csv: no such file")
+
+
+def test_help_texts_have_examples():
+    for args in (["--help"], ["allocate", "--help"], ["bench", "--help"]):
+        done = run(*args)
+        assert done.returncode == 0 and "examples:" in done.stdout
+
+
+def test_bench_quick_json_has_every_solver_and_they_agree(tmp_path):
+    report = tmp_path / "bench.json"
+    done = run("bench", "--quick", "--min-time", "0.01", "--json", report)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    assert data["all_agree"] is True
+    solvers = {row["solver"] for row in data["results"] if "skipped" not in row}
+    assert solvers == {"greedy", "dp", "ortools", "textbook"}
+    paper_step = [row for row in data["results"] if row["instance"] == "256x2048"]
+    objectives = {row["solver"]: row["objective"] for row in paper_step}
+    assert max(objectives.values()) - min(objectives.values()) <= 1e-7 * max(objectives.values())
+    assert all(row["median_s"] > 0 for row in paper_step)
+    assert any("skipped" in row for row in data["results"])
