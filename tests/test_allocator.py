@@ -516,3 +516,17 @@ def test_predicted_ratio_is_the_posterior_expectation(preset):
     assert plan.metrics["pred_prompts_with_gradient"] == pytest.approx(
         float(NONZERO.value(plan.counts, beliefs).sum()), rel=1e-12
     )
+
+
+def test_budget_summary_matches_numpy():
+    allocator = KnapsackAllocator("bayes")
+    rng = np.random.default_rng(12)
+    ids = np.repeat(np.arange(40), 10)
+    allocator.update(ids, rng.random(ids.size) < 0.5)
+    plan = allocator.plan(np.arange(37), budget=555)
+    expected = np.percentile(plan.counts, [10, 25, 50, 75, 90])
+    got = [plan.metrics[f"rollouts_p{q}"] for q in (10, 25, 50, 75, 90)]
+    assert got == pytest.approx(expected.tolist())
+    assert plan.metrics["rollouts_min"] == plan.counts.min()
+    assert plan.metrics["rollouts_max"] == plan.counts.max()
+    assert plan.metrics["rollouts_mean"] == pytest.approx(555 / 37)

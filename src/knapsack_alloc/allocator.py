@@ -20,8 +20,7 @@ from knapsack_alloc._validation import (
 from knapsack_alloc.batching import Partition, balance, expand_counts
 from knapsack_alloc.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.history import IdKind, RewardHistory, as_prompt_ids
-from knapsack_alloc.posterior import BetaPosterior
+from knapsack_alloc.history import IdKind, RewardHistory, WindowCounts, as_prompt_ids
 from knapsack_alloc.presets import (
     RULES,
     bayes_counts,
@@ -369,11 +368,10 @@ class KnapsackAllocator:
             )
             counts = allocation.counts.copy()
             rule = classify(window.successes, window.trials, window.total, self.min_history)
-        beliefs = BetaPosterior(window.successes, window.trials - window.successes, prior=prior)
         with np.errstate(invalid="ignore", divide="ignore"):
             estimates = np.where(window.trials > 0, window.successes / window.trials, np.nan)
         spent = float(model.per_rollout @ counts)
-        metrics = _plan_metrics(counts, rule, fallback, beliefs, float(budget))
+        metrics = _plan_metrics(counts, rule, fallback, window, prior, float(budget))
         metrics["cost"] = spent
         metrics["unused_budget"] = float(budget) - spent
         metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
@@ -669,11 +667,14 @@ def _plan_metrics(
     counts: NDArray[np.int64],
     rule: NDArray[np.int8],
     fallback: NDArray[np.bool_],
-    beliefs: BetaPosterior,
+    window: WindowCounts,
+    prior: tuple[float, float],
     budget: float,
 ) -> dict[str, float]:
     total = int(counts.sum())
-    nonzero = _expected_nonzero(counts, beliefs)
+    nonzero = _expected_nonzero(
+        counts, window.successes + prior[0], window.trials - window.successes + prior[1]
+    )
     by_rule = np.bincount(rule, minlength=len(RULES))
     metrics = {
         "prompts": float(counts.size),
@@ -685,20 +686,24 @@ def _plan_metrics(
         "pred_prompts_with_gradient": float(nonzero.sum()),
         **{f"prompts_{name}": float(by_rule[code]) for code, name in enumerate(RULES)},
         "prompts_fallback": float(fallback.sum()),
-        "prior_a": beliefs.prior[0],
-        "prior_b": beliefs.prior[1],
+        "prior_a": prior[0],
+        "prior_b": prior[1],
     }
     return metrics
 
 
-def _expected_nonzero(counts: NDArray[np.int64], beliefs: BetaPosterior) -> NDArray[np.float64]:
-    """Posterior probability ``1 - E[p**N] - E[(1 - p)**N]`` that a group has a gradient."""
+def _expected_nonzero(
+    counts: NDArray[np.int64], a: NDArray[np.floating[Any]], b: NDArray[np.floating[Any]]
+) -> NDArray[np.float64]:
+    """Probability ``1 - E[p**N] - E[(1 - p)**N]`` of a gradient under ``p ~ Beta(a, b)``."""
     from scipy.special import gammaln
 
-    a, b = beliefs.alpha, beliefs.beta
-    shared = gammaln(a + b) - gammaln(a + b + counts)
-    all_succeed = np.exp(gammaln(a + counts) - gammaln(a) + shared)
-    all_fail = np.exp(gammaln(b + counts) - gammaln(b) + shared)
+    n = counts.astype(np.float64)
+    # One call over all six argument vectors: the per-call cost dominates at batch sizes.
+    logs = gammaln(np.concatenate([a + n, a, b + n, b, a + b, a + b + n])).reshape(6, -1)
+    shared = logs[4] - logs[5]
+    all_succeed = np.exp(logs[0] - logs[1] + shared)
+    all_fail = np.exp(logs[2] - logs[3] + shared)
     return np.where(counts > 0, 1.0 - all_succeed - all_fail, 0.0)
 
 
@@ -713,9 +718,9 @@ def _quantiles(counts: NDArray[np.int64]) -> dict[str, float]:
     below = np.floor(position).astype(np.int64)
     above = np.minimum(below + 1, ordered.size - 1)
     values = ordered[below] + (position - below) * (ordered[above] - ordered[below])
-    return {"rollouts_min": float(ordered[0]), "rollouts_max": float(ordered[-1])} | {
-        f"rollouts_p{q}": float(v) for q, v in zip(_QUANTILES, values, strict=True)
-    }
+    result = {"rollouts_min": float(ordered[0]), "rollouts_max": float(ordered[-1])}
+    result.update(zip([f"rollouts_p{q}" for q in _QUANTILES], values.tolist(), strict=True))
+    return result
 
 
 def _update_metrics(

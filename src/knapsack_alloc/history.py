@@ -223,17 +223,15 @@ class RewardHistory:
         -------
         WindowCounts
         """
-        known = rows >= 0
-        safe = np.where(known, rows, 0)
-        total = np.where(known, self._total[safe], 0)
+        # Row `_size` is never written before it is inserted: all zeros.
+        safe = np.where(rows >= 0, rows, self._size)
+        total = self._total[safe]
         ring_s = self._success[safe].sum(axis=1, dtype=np.int64)
         last_n = self._last_n[safe].astype(np.int64)
         large = last_n >= self.window
-        successes = np.where(large, self._last_s[safe], ring_s)
-        trials = np.where(large, last_n, np.minimum(total, self.window))
         return WindowCounts(
-            successes=np.where(known, successes, 0),
-            trials=np.where(known, trials, 0),
+            successes=np.where(large, self._last_s[safe], ring_s),
+            trials=np.where(large, last_n, np.minimum(total, self.window)),
             total=total,
         )
 
@@ -360,7 +358,7 @@ class RewardHistory:
             self.id_kind = kind
         start = self._size
         stop = start + keys.size
-        self._reserve(stop)
+        self._reserve(stop + 1)  # keep a zero row at index `_size` for unknown ids
         self._index(keys, start)
         self._size = stop
         self._hist[0, 0] += keys.size
@@ -491,7 +489,7 @@ class RewardHistory:
         history.id_kind = id_kind if n else None
         history._index(key_array, 0)
         history._size = n
-        capacity = max(n, _FIRST_CAPACITY)
+        capacity = max(n + 1, _FIRST_CAPACITY)
         history._success = _grown(success, capacity)
         history._total = _grown(total, capacity)
         history._last_n = _grown(last_n, capacity)
