@@ -2,7 +2,7 @@
 
 >>> from knapsack_alloc import allocate
 >>> allocate([0.1, 0.5, 0.9], budget=24).counts.tolist()
-[12, 6, 6]
+[15, 7, 2]
 
 Public names are imported on first use, so ``import knapsack_alloc`` stays
 cheap (numba, SciPy and OR-Tools load only when a solver needs them).
