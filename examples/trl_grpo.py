@@ -141,6 +141,7 @@ def train(
     **overrides: Any,
 ) -> Any:
     """Train one run and return the trainer; ``allocator=None`` is stock GRPO (uniform)."""
+    from transformers import PrinterCallback
     from trl import GRPOTrainer
 
     from knapsack_alloc.integrations.trl import KnapsackGRPOTrainer
@@ -158,6 +159,7 @@ def train(
             trainer = GRPOTrainer(**kwargs)
         else:
             trainer = KnapsackGRPOTrainer(**kwargs, allocator=allocator)
+        trainer.remove_callback(PrinterCallback)  # keep the per-step log dicts off stdout
         trainer.train()
     return trainer
 

@@ -110,14 +110,12 @@ class Run:
     updates: list = field(default_factory=list)
 
 
-def _train(trainer_class, reward, output_dir, steps=STEPS, **kwargs):
+def _train(trainer_class, reward, output_dir, config=None, **kwargs):
     tokenizer = example.build_tokenizer()
     trainer = trainer_class(
         model=example.build_model(tokenizer),
         reward_funcs=reward,
-        args=example.make_config(
-            str(output_dir), steps, PROMPTS_PER_STEP, **kwargs.pop("config", {})
-        ),
+        args=example.make_config(str(output_dir), STEPS, PROMPTS_PER_STEP, **(config or {})),
         train_dataset=example.build_dataset(DIFFICULTY),
         processing_class=tokenizer,
         **kwargs,
@@ -261,6 +259,23 @@ def test_unknown_allocator_reward_is_rejected(tmp_path):
             allocator=KnapsackAllocator(preset="paper"),
             allocator_reward="nope",
         )
+
+
+def test_prompts_without_an_id_column_are_identified_by_their_text(tmp_path):
+    tokenizer = example.build_tokenizer()
+    trainer = KnapsackGRPOTrainer(
+        model=example.build_model(tokenizer),
+        reward_funcs=example.first_letter_reward,
+        args=example.make_config(str(tmp_path), 1, PROMPTS_PER_STEP),
+        train_dataset=example.build_dataset(DIFFICULTY),
+        processing_class=tokenizer,
+        allocator=KnapsackAllocator(preset="paper"),
+        prompt_id_column=None,
+    )
+    chat = [{"role": "user", "content": "a:"}]
+    assert trainer._prompt_id({"prompt": "a:", "k": 1}) == trainer._prompt_id({"prompt": "a:"})
+    assert trainer._prompt_id({"prompt": "a:"}) != trainer._prompt_id({"prompt": "b:"})
+    assert trainer._prompt_id({"prompt": chat}) == trainer._prompt_id({"prompt": list(chat)})
 
 
 def test_module_imports_without_trl():
