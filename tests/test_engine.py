@@ -237,3 +237,10 @@ def test_ortools_missing_gives_an_install_hint(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ortools)
     with pytest.raises(MissingDependencyError, match=r"pip install 'knapsack-alloc\[ortools\]'"):
         allocate(RATES, 16, solver="ortools")
+
+
+@pytest.mark.parametrize("solver", ["auto", "dp", "textbook", "ortools"])
+def test_huge_max_rollouts_only_cost_what_the_budget_can_buy(solver):
+    small = allocate([0.1, 0.5, 0.2], 40, max_rollouts=38, solver=solver)
+    huge = allocate([0.1, 0.5, 0.2], 40, max_rollouts=10**12, solver=solver)
+    np.testing.assert_array_equal(small.counts, huge.counts)

@@ -138,13 +138,16 @@ def allocate(
             "allow_unused_budget=True to leave the rest unspent."
         )
     divisor = 1 if unit_cost or not size else int(np.gcd.reduce(units))
-    span = upper - lower
+    reduced_costs = units // divisor
+    capacity = (min(cost_model.budget_units, ceiling) - floor) // divisor
+    # No prompt can take more extra rollouts than the budget pays for.
+    span = np.minimum(upper - lower, capacity // reduced_costs)
     gains = model.gains(estimates, lower, span)
     problem = Problem(
         lower=lower,
         span=span,
-        costs=units // divisor,
-        capacity=(min(cost_model.budget_units, ceiling) - floor) // divisor,
+        costs=reduced_costs,
+        capacity=capacity,
         gains=gains,
         concave=_is_concave(gains, lower, span),
         unit_cost=unit_cost or divisor == int(units.max(initial=1)),
