@@ -131,7 +131,7 @@ def _concave_dp(problem: Problem) -> SolverOutput | None:
     greedy = _run_greedy(problem)
     if greedy.bound <= greedy.taken:
         return SolverOutput(greedy.extra, greedy.bound, "optimal", "greedy")
-    from knapsack_alloc.solvers._dp import dp_concave_kernel, lagrangian_windows
+    from knapsack_alloc.solvers._dp import dp_kernel, lagrangian_windows
 
     table = _table(problem)
     slack = (greedy.bound - greedy.taken) * (1 + _WINDOW_TOLERANCE) + _WINDOW_TOLERANCE * max(
@@ -146,8 +146,8 @@ def _concave_dp(problem: Problem) -> SolverOutput | None:
         reduced, lo = problem, np.zeros_like(lo)
     if _dp_cells(reduced) > DP_MAX_CELLS:
         return None
-    extra, _ = dp_concave_kernel(_shift_rows(table, lo), reduced.span, reduced.costs,
-                                 reduced.capacity)  # fmt: skip
+    extra, _ = dp_kernel(_shift_rows(table, lo), reduced.span, reduced.costs,
+                         reduced.capacity, True)  # fmt: skip
     return SolverOutput(_spend_leftover(problem, table, lo + extra), greedy.bound, "optimal", "dp")
 
 
@@ -164,10 +164,10 @@ def solve_dp(problem: Problem, time_limit: float | None = None) -> SolverOutput:
         return output
     if _dp_cells(problem) > DP_MAX_CELLS:
         raise InvalidArgumentError(_too_large(problem, "dp"))
-    from knapsack_alloc.solvers._dp import dp_general_kernel
+    from knapsack_alloc.solvers._dp import dp_kernel
 
     table = _table(problem)
-    extra, gain = dp_general_kernel(table, problem.span, problem.costs, problem.capacity)
+    extra, gain = dp_kernel(table, problem.span, problem.costs, problem.capacity, False)
     return SolverOutput(_spend_leftover(problem, table, extra), gain, "optimal", "dp")
 
 

@@ -43,10 +43,92 @@ def _rebuild(
 
 
 @kernel
-def dp_general_kernel(
-    table: NDArray[np.float64], span: NDArray[np.int64], costs: NDArray[np.int64], capacity: int
+def _convolve_general(
+    best: NDArray[np.float64],
+    new: NDArray[np.float64],
+    choice: NDArray[np.int32],
+    prefix: NDArray[np.float64],
+    span: int,
+    cost: int,
+) -> None:
+    """One prompt's step of the DP by scanning every ``k``."""
+    for x in range(best.shape[0]):
+        top = best[x]
+        arg = 0
+        for k in range(1, min(span, x // cost) + 1):
+            value = best[x - k * cost] + prefix[k]
+            if value > top:
+                top = value
+                arg = k
+        new[x] = top
+        choice[x] = arg
+
+
+@kernel
+def _convolve_concave(
+    best: NDArray[np.float64],
+    new: NDArray[np.float64],
+    choice: NDArray[np.int32],
+    prefix: NDArray[np.float64],
+    span: int,
+    cost: int,
+) -> None:
+    """One prompt's step of the DP by monotone divide and conquer (concave ``prefix``)."""
+    capacity = best.shape[0] - 1
+    # Pending ranges: rows [t_lo, t_hi] whose maximisers lie in columns [j_lo, j_hi].
+    stack = np.empty((128, 4), dtype=np.int64)
+    for r in range(min(cost, capacity + 1)):
+        last = (capacity - r) // cost
+        stack[0, 0] = 0
+        stack[0, 1] = last
+        stack[0, 2] = 0
+        stack[0, 3] = last
+        top = 1
+        while top > 0:
+            top -= 1
+            t_lo = stack[top, 0]
+            t_hi = stack[top, 1]
+            j_lo = stack[top, 2]
+            j_hi = stack[top, 3]
+            t = (t_lo + t_hi) // 2
+            # Rightmost maximiser: fewest extra rollouts for this prompt.
+            arg = min(j_hi, t)
+            value_best = best[r + arg * cost] + prefix[t - arg]
+            for j in range(arg - 1, max(j_lo, t - span) - 1, -1):
+                value = best[r + j * cost] + prefix[t - j]
+                if value > value_best:
+                    value_best = value
+                    arg = j
+            new[r + t * cost] = value_best
+            choice[r + t * cost] = t - arg
+            if t + 1 <= t_hi:
+                stack[top, 0] = t + 1
+                stack[top, 1] = t_hi
+                stack[top, 2] = arg
+                stack[top, 3] = j_hi
+                top += 1
+            if t_lo <= t - 1:
+                stack[top, 0] = t_lo
+                stack[top, 1] = t - 1
+                stack[top, 2] = j_lo
+                stack[top, 3] = arg
+                top += 1
+
+
+@kernel
+def dp_kernel(
+    table: NDArray[np.float64],
+    span: NDArray[np.int64],
+    costs: NDArray[np.int64],
+    capacity: int,
+    concave: bool,
 ) -> tuple[NDArray[np.int64], float]:
-    """Exact for any gains: returns extra rollouts per prompt and their summed gain."""
+    """Solve the DP exactly: extra rollouts per prompt and their summed gain.
+
+    ``concave=True`` requires every row of ``table`` to be non-increasing
+    within its span and uses divide and conquer; otherwise every ``k`` is
+    scanned.
+    """
     size = table.shape[0]
     best = np.zeros(capacity + 1, dtype=np.float64)
     new = np.empty(capacity + 1, dtype=np.float64)
@@ -54,73 +136,10 @@ def dp_general_kernel(
     prefix = np.empty(table.shape[1] + 1, dtype=np.float64)
     for i in range(size):
         _prefix_sums(table, i, span[i], prefix)
-        c = costs[i]
-        for x in range(capacity + 1):
-            top = best[x]
-            arg = 0
-            for k in range(1, min(span[i], x // c) + 1):
-                value = best[x - k * c] + prefix[k]
-                if value > top:
-                    top = value
-                    arg = k
-            new[x] = top
-            choice[i, x] = arg
-        best, new = new, best
-    return _rebuild(choice, costs, capacity), best[capacity]
-
-
-@kernel
-def dp_concave_kernel(
-    table: NDArray[np.float64], span: NDArray[np.int64], costs: NDArray[np.int64], capacity: int
-) -> tuple[NDArray[np.int64], float]:
-    """Exact for gains that never increase within a prompt (concave values)."""
-    size = table.shape[0]
-    best = np.zeros(capacity + 1, dtype=np.float64)
-    new = np.empty(capacity + 1, dtype=np.float64)
-    choice = np.zeros((size, capacity + 1), dtype=np.int32)
-    prefix = np.empty(table.shape[1] + 1, dtype=np.float64)
-    # Pending ranges of divide and conquer: rows [t_lo, t_hi], columns [j_lo, j_hi].
-    stack = np.empty((256, 4), dtype=np.int64)
-    for i in range(size):
-        s = span[i]
-        c = costs[i]
-        _prefix_sums(table, i, s, prefix)
-        for r in range(min(c, capacity + 1)):
-            last = (capacity - r) // c
-            stack[0, 0] = 0
-            stack[0, 1] = last
-            stack[0, 2] = 0
-            stack[0, 3] = last
-            top = 1
-            while top > 0:
-                top -= 1
-                t_lo = stack[top, 0]
-                t_hi = stack[top, 1]
-                j_lo = stack[top, 2]
-                j_hi = stack[top, 3]
-                t = (t_lo + t_hi) // 2
-                # Rightmost maximiser: fewest extra rollouts for this prompt.
-                arg = min(j_hi, t)
-                value_best = best[r + arg * c] + prefix[t - arg]
-                for j in range(arg - 1, max(j_lo, t - s) - 1, -1):
-                    value = best[r + j * c] + prefix[t - j]
-                    if value > value_best:
-                        value_best = value
-                        arg = j
-                new[r + t * c] = value_best
-                choice[i, r + t * c] = t - arg
-                if t + 1 <= t_hi:
-                    stack[top, 0] = t + 1
-                    stack[top, 1] = t_hi
-                    stack[top, 2] = arg
-                    stack[top, 3] = j_hi
-                    top += 1
-                if t_lo <= t - 1:
-                    stack[top, 0] = t_lo
-                    stack[top, 1] = t - 1
-                    stack[top, 2] = j_lo
-                    stack[top, 3] = arg
-                    top += 1
+        if concave:
+            _convolve_concave(best, new, choice[i], prefix, span[i], costs[i])
+        else:
+            _convolve_general(best, new, choice[i], prefix, span[i], costs[i])
         best, new = new, best
     return _rebuild(choice, costs, capacity), best[capacity]
 
