@@ -24,21 +24,38 @@ def _flatten(update, shuffle_seed):
     for prompt, outcomes in update:
         ids += [prompt] * len(outcomes)
         rewards += outcomes
+    if shuffle_seed is None:
+        return ids, rewards
     order = np.random.default_rng(shuffle_seed).permutation(len(ids))
     return [ids[i] for i in order], [rewards[i] for i in order]
 
 
-@settings(max_examples=150, deadline=None)
-@given(updates_strategy, st.integers(1, 20), st.integers(0, 2**32 - 1))
-def test_counts_match_naive_history(updates, window, seed):
+ID_FORMS = {
+    "index": lambda i: i,
+    "hashed": lambda i: i * 2**40 + 7,
+    "string": lambda i: f"prompt-{i}",
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    updates_strategy,
+    st.integers(1, 20),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(sorted(ID_FORMS)),
+    st.booleans(),
+)
+def test_counts_match_naive_history(updates, window, seed, form, shuffle):
+    to_id = ID_FORMS[form]
     fast, slow = RewardHistory(window), NaiveHistory(window)
     for update in updates:
-        ids, rewards = _flatten(update, seed)
+        ids, rewards = _flatten(update, seed if shuffle else None)
+        ids = [to_id(i) for i in ids]
         array, kind = as_prompt_ids(ids, "ids")
         fast.record(array, kind, np.array(rewards, dtype=bool))
         slow.record(ids, rewards)
-    prompts = list(range(8))
-    got = fast.counts(fast.lookup(np.array(prompts)))
+    prompts = [to_id(i) for i in range(8)]
+    got = fast.counts(fast.lookup(as_prompt_ids(prompts, "ids")[0]))
     for i, prompt in enumerate(prompts):
         assert (got.successes[i], got.trials[i], got.total[i]) == slow.counts(prompt)
     histogram = np.zeros((window + 1, window + 1), dtype=np.int64)

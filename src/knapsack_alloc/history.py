@@ -297,26 +297,49 @@ class RewardHistory:
         Returns
         -------
         order : numpy.ndarray of int64
-            A stable sort of the rollouts by prompt id.
+            A stable sort of the rollouts by prompt (by row).
         starts : numpy.ndarray of int64
             Where each distinct prompt's rollouts start in ``order``.
         new : int
             Number of prompts seen for the first time.
         """
         size = ids.size
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
+        # Map every rollout to its row first (ids seen before: a lookup; new ids: rows
+        # appended in sorted id order), then group by row: sorting ints beats sorting ids.
+        # Rollouts of one prompt usually come in runs: look up each run once.
+        heads = np.ones(size, dtype=np.bool_)
+        np.not_equal(ids[1:], ids[:-1], out=heads[1:])
+        run_starts = np.flatnonzero(heads)
+        run_ids = ids[run_starts]
+        if self._dense is None and run_ids.dtype.kind == "i":
+            # Sorting ints is cheaper than one dict lookup per run.
+            distinct, inverse = np.unique(run_ids, return_inverse=True)
+            run_rows = self.lookup(distinct)[inverse.reshape(-1)]
+        else:
+            run_rows = self.lookup(run_ids)
+        per_rollout = np.repeat(run_rows, np.diff(np.append(run_starts, size)))
+        missing = per_rollout < 0
+        new = 0
+        if missing.any():
+            where = np.flatnonzero(missing)
+            ranked = np.argsort(ids[where], kind="stable")
+            where = where[ranked]
+            sorted_new = ids[where]
+            first = np.ones(where.size, dtype=np.bool_)
+            np.not_equal(sorted_new[1:], sorted_new[:-1], out=first[1:])
+            new_ids = sorted_new[first]
+            new = new_ids.size
+            added = self._insert(new_ids, kind)
+            per_rollout[where] = added[np.cumsum(first) - 1]
+        order = np.argsort(per_rollout, kind="stable")
+        sorted_rows = per_rollout[order]
         boundary = np.ones(size, dtype=np.bool_)
-        np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=boundary[1:])
+        np.not_equal(sorted_rows[1:], sorted_rows[:-1], out=boundary[1:])
         starts = np.flatnonzero(boundary)
         if not size:
             return order, starts, 0
         self.revision += 1
-        rows = self.lookup(sorted_ids[starts])
-        missing = rows < 0
-        new = int(missing.sum())
-        if new:
-            rows[missing] = self._insert(sorted_ids[starts[missing]], kind)
+        rows = sorted_rows[starts]
         sizes = np.diff(np.append(starts, size))
         group = np.cumsum(boundary) - 1
         rank = np.arange(size) - starts[group]
