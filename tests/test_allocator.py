@@ -381,7 +381,7 @@ def test_tracked_costs_plan_a_token_budget():
     assert np.array_equal(explicit.counts, plan.counts)
 
 
-def test_batch_helpers_on_a_plan():
+def test_expand_and_balance_a_plan():
     allocator = KnapsackAllocator()
     plan = allocator.plan(list(range(6)), budget=48)
     split = plan.balance(3, equal_size=True)
