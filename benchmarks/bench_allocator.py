@@ -52,12 +52,15 @@ def test_update_throughput(benchmark, paper, rollouts_per_prompt):
     benchmark.extra_info["rewards_per_second"] = ids.size / benchmark.stats.stats.mean
 
 
-def test_update_throughput_string_ids(benchmark):
+@pytest.mark.parametrize("order", ["grouped", "shuffled"])
+def test_update_throughput_string_ids(benchmark, order):
     allocator = KnapsackAllocator("paper")
     rng = np.random.default_rng(1)
     names = np.array([f"prompt-{i:07d}" for i in range(TRACKED)])
     allocator.update(names, rng.random(TRACKED) < 0.5)
     ids = np.repeat(names[rng.choice(TRACKED, 8192, replace=False)], 8)
+    if order == "shuffled":
+        rng.shuffle(ids)
     rewards = rng.random(ids.size) < 0.5
     benchmark(allocator.update, ids, rewards)
     benchmark.extra_info["rewards_per_second"] = ids.size / benchmark.stats.stats.mean

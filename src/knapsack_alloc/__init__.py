@@ -28,6 +28,12 @@ _EXPORTS = {
     "CallableValue": "knapsack_alloc.values",
     "GRPO": "knapsack_alloc.values",
     "NONZERO": "knapsack_alloc.values",
+    "KnapsackAllocator": "knapsack_alloc.allocator",
+    "StepPlan": "knapsack_alloc.allocator",
+    "expand_counts": "knapsack_alloc.batching",
+    "balance": "knapsack_alloc.batching",
+    "Partition": "knapsack_alloc.batching",
+    "CheckpointError": "knapsack_alloc.checkpoint",
     "InvalidArgumentError": "knapsack_alloc._validation",
     "MissingDependencyError": "knapsack_alloc.solvers._ortools",
 }
@@ -36,6 +42,12 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from knapsack_alloc._validation import InvalidArgumentError as InvalidArgumentError
+    from knapsack_alloc.allocator import KnapsackAllocator as KnapsackAllocator
+    from knapsack_alloc.allocator import StepPlan as StepPlan
+    from knapsack_alloc.batching import Partition as Partition
+    from knapsack_alloc.batching import balance as balance
+    from knapsack_alloc.batching import expand_counts as expand_counts
+    from knapsack_alloc.checkpoint import CheckpointError as CheckpointError
     from knapsack_alloc.engine import allocate as allocate
     from knapsack_alloc.posterior import BetaPosterior as BetaPosterior
     from knapsack_alloc.result import AllocationResult as AllocationResult

@@ -9,6 +9,18 @@ from knapsack_alloc._jit import kernel
 
 
 @kernel
+def _power(x: float, n: int) -> float:
+    """``x**n`` for small ``n >= 0`` by binary exponentiation (cheaper than ``pow``)."""
+    result = 1.0
+    while n > 0:
+        if n & 1:
+            result *= x
+        x *= x
+        n >>= 1
+    return result
+
+
+@kernel
 def point_values(
     counts: NDArray[np.int64], p: NDArray[np.float64], p_power: int, q_power: int
 ) -> NDArray[np.float64]:
@@ -21,7 +33,7 @@ def point_values(
         else:
             x = p[i]
             y = 1.0 - x
-            out[i] = x**p_power * y**q_power * (1.0 - x**n - y**n)
+            out[i] = _power(x, p_power) * _power(y, q_power) * (1.0 - x**n - y**n)
     return out
 
 
@@ -41,7 +53,7 @@ def point_gain_terms(
         x = p[i]
         y = 1.0 - x
         start = max(lower[i], 1)
-        term_a[i] = x ** (start + p_power) * y ** (q_power + 1)
-        term_b[i] = x ** (p_power + 1) * y ** (start + q_power)
+        term_a[i] = _power(x, start + p_power) * _power(y, q_power + 1)
+        term_b[i] = _power(x, p_power + 1) * _power(y, start + q_power)
         q[i] = y
     return term_a, term_b, q

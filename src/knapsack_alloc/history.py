@@ -203,8 +203,16 @@ class RewardHistory:
         """
         dense = self._dense
         if dense is None:
-            rows = map(self._rows.get, ids.tolist(), repeat(-1))
-            return np.fromiter(rows, dtype=np.int64, count=ids.size)
+            keys = ids.tolist()
+            # Look each distinct id up once: the big dict's lookups miss the CPU
+            # cache, a small dict of this batch's ids does not.
+            distinct = list(dict.fromkeys(keys))
+            rows = map(self._rows.get, distinct, repeat(-1))
+            found = np.fromiter(rows, dtype=np.int64, count=len(distinct))
+            if len(distinct) == len(keys):
+                return found
+            position = dict(zip(distinct, range(len(distinct)), strict=True))
+            return found[np.fromiter(map(position.__getitem__, keys), np.int64, len(keys))]
         found = np.full(ids.size, -1, dtype=np.int64)
         if ids.dtype.kind == "i":
             inside = (ids >= 0) & (ids < dense.size)
