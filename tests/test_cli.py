@@ -72,6 +72,22 @@ def test_allocate_to_stdout_from_json_lines_with_successes_and_costs(tmp_path):
     assert costs @ counts <= 300
 
 
+def test_allocate_reads_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    parquet = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "batch.parquet"
+    parquet.write_table(
+        pa.table({"prompt_id": [10, 11, 12], "success_rate": [0.0, 0.5, 0.9], "cost": [2, 1, 1]}),
+        path,
+    )
+    done = run("allocate", path, "--budget", 20, "--max-rollouts", 8)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "prompt_id,rollouts" and [line.split(",")[0] for line in lines[1:]] == [
+        "10", "11", "12",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("header", "rows", "args", "message"),
     [

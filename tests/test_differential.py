@@ -202,3 +202,23 @@ def test_same_input_same_output(data):
         first = allocate(rates, budget, solver=solver, **kwargs)
         second = allocate(rates.copy(), budget, solver=solver, **kwargs)
         np.testing.assert_array_equal(first.counts, second.counts)
+
+
+@pytest.mark.parametrize("solver", ["auto", "dp", "ortools"])
+@settings(max_examples=40, deadline=None)
+@given(instance=instances(min_lower=1), resolution=st.sampled_from([0.25, 0.5, 1.0]),
+       noise=st.lists(st.floats(-0.1, 0.1), min_size=4, max_size=4))  # fmt: skip
+def test_rounded_costs_are_optimal_for_the_rounded_problem(solver, instance, resolution, noise):
+    rates, lower, upper, costs, budget = instance
+    real_costs = costs * resolution + np.array(noise[: len(costs)]) * resolution
+    rounded = np.rint(real_costs / resolution).astype(np.int64)
+    best, _ = brute_force(lambda c: GRPO.value(c, rates), lower, upper, rounded, budget)
+    result = allocate(
+        rates, budget * resolution, min_rollouts=lower, max_rollouts=upper, costs=real_costs,
+        cost_resolution=resolution, solver=solver, allow_unused_budget=True,
+    )  # fmt: skip
+    assert rounded @ result.counts <= budget
+    assert result.objective == pytest.approx(best, rel=TOLERANCE, abs=1e-12)
+    assert result.cost_rounding == pytest.approx(
+        np.max(np.abs(real_costs - rounded * resolution) / real_costs), rel=1e-9
+    )
