@@ -222,3 +222,22 @@ def test_rounded_costs_are_optimal_for_the_rounded_problem(solver, instance, res
     assert result.cost_rounding == pytest.approx(
         np.max(np.abs(real_costs - rounded * resolution) / real_costs), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("value", ["grpo", "nonzero"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_one_call_path_equals_the_general_path(value, data):
+    """Scalar bounds and unit costs take a fused kernel; it must agree bit for bit."""
+    n = data.draw(st.integers(1, 80))
+    rates = np.array(data.draw(st.lists(RATES, min_size=n, max_size=n)))
+    lower = data.draw(st.integers(1, 4))
+    upper = data.draw(st.integers(lower, 60))
+    budget = data.draw(st.integers(n * lower, n * upper))
+    fused = allocate(rates, budget, min_rollouts=lower, max_rollouts=upper, value=value)
+    general = allocate(
+        rates, budget, min_rollouts=lower, max_rollouts=upper, value=value, costs=np.ones(n)
+    )
+    np.testing.assert_array_equal(fused.counts, general.counts)
+    assert fused.objective == pytest.approx(general.objective, rel=1e-12)
+    assert (fused.status, fused.solver, fused.total_cost) == ("optimal", "greedy", budget)

@@ -20,7 +20,13 @@ from knapsack_alloc.costs import resolve_costs
 from knapsack_alloc.posterior import BetaPosterior
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS
-from knapsack_alloc.values import Estimates, ValueModel, resolve_value
+from knapsack_alloc.values import (
+    BUILT_IN,
+    Estimates,
+    NonzeroGradientValue,
+    ValueModel,
+    resolve_value,
+)
 
 
 def allocate(
@@ -104,6 +110,18 @@ def allocate(
     """
     started = time.perf_counter()
     estimates = _estimates(success_rates)
+    if (
+        type(min_rollouts) is int
+        and type(max_rollouts) is int
+        and costs is None
+        and cost_resolution is None
+        and time_limit is None
+        and isinstance(estimates, np.ndarray)
+    ):
+        result = _point_rates_unit_costs(estimates, budget, min_rollouts, max_rollouts, value,
+                                         solver, started)  # fmt: skip
+        if result is not None:
+            return result
     size = len(estimates)
     solver_name = choice("solver", solver, SOLVERS)
     model = resolve_value(value)
@@ -171,6 +189,51 @@ def allocate(
         solve_time=time.perf_counter() - started,
         value=model.name,
         cost_rounding=cost_model.rounding,
+    )
+
+
+def _point_rates_unit_costs(
+    rates: NDArray[np.float64],
+    budget: Any,
+    lower: int,
+    upper: int,
+    value: Any,
+    solver: str,
+    started: float,
+) -> AllocationResult | None:
+    """Solve the most common case in one compiled call, or None if this is not it.
+
+    The case: point success rates, a built-in value model, scalar bounds with
+    ``1 <= min_rollouts``, unit costs, a budget the bounds can spend, and the
+    ``auto`` or ``greedy`` solver. Anything else, errors included, goes
+    through the general path.
+    """
+    model = BUILT_IN.get(value) if isinstance(value, str) else value
+    size = rates.shape[0]
+    if (
+        not isinstance(model, NonzeroGradientValue)
+        or solver not in ("auto", "greedy")
+        or type(budget) is not int
+        or not 1 <= lower <= upper
+        or not 0 < size * lower <= budget <= size * upper
+    ):
+        return None
+    from knapsack_alloc.solvers._fused import point_rates_greedy
+
+    capacity = budget - size * lower
+    counts, objective = point_rates_greedy(
+        rates, lower, min(upper - lower, capacity), capacity, model.p_power, model.q_power
+    )
+    return AllocationResult(
+        counts=counts,
+        objective=objective,
+        upper_bound=objective,
+        total_cost=float(budget),
+        budget=float(budget),
+        solver="greedy",
+        status="optimal",
+        solve_time=time.perf_counter() - started,
+        value=model.name,
     )
 
 
