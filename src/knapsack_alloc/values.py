@@ -100,9 +100,8 @@ class NonzeroGradientValue(ValueModel):
 
             return point_values(np.asarray(counts, dtype=np.int64), estimates, j, k)
         n = np.asarray(counts, dtype=np.float64)
-        moment = _beta_moment_function(estimates)
-        result = moment(j, k) - moment(n + j, k) - moment(j, n + k)
-        return np.where(n > 0, result, 0.0)
+        weight, all_succeed, all_fail = _beta_moments(estimates, (j, k), (n + j, k), (j, n + k))
+        return np.where(n > 0, weight - all_succeed - all_fail, 0.0)
 
     def gains(
         self, estimates: Estimates, lower: NDArray[np.int64], span: NDArray[np.int64]
@@ -119,12 +118,12 @@ class NonzeroGradientValue(ValueModel):
 
             term_a, term_b, q = point_gain_terms(estimates, lower, j, k)
             return GainSource(term_a, term_b, estimates, q, EMPTY_VECTOR, 0.0, EMPTY_TABLE)
-        moment = _beta_moment_function(estimates)
         start = np.maximum(lower, 1).astype(np.float64)
         a, b = estimates.alpha, estimates.beta
+        term_a, term_b = _beta_moments(estimates, (start + j, k + 1), (j + 1, start + k))
         return GainSource(
-            term_a=moment(start + j, k + 1),
-            term_b=moment(j + 1, start + k),
+            term_a=term_a,
+            term_b=term_b,
             a_num=a + j,
             b_num=b + k,
             den=a + b + (j + k + 1),
@@ -247,16 +246,25 @@ def resolve_value(value: object) -> ValueModel:
     )
 
 
-def _beta_moment_function(
-    posterior: BetaPosterior,
-) -> Callable[[Any, Any], NDArray[np.float64]]:
-    """Return ``moment(x, y) = E[p**x (1 - p)**y]`` under ``posterior``."""
-    from scipy.special import betaln
+def _beta_moments(
+    posterior: BetaPosterior, *exponents: tuple[Any, Any]
+) -> list[NDArray[np.float64]]:
+    """``E[p**x (1 - p)**y]`` under ``posterior`` for each ``(x, y)`` in ``exponents``.
+
+    ``E[p**x (1-p)**y] = B(a + x, b + y) / B(a, b)``; all log-Gamma values
+    come from one call, whose fixed cost dominates at batch sizes.
+    """
+    from scipy.special import gammaln
 
     a, b = posterior.alpha, posterior.beta
-    log_norm = betaln(a, b)
-
-    def moment(x: Any, y: Any) -> NDArray[np.float64]:
-        return np.asarray(np.exp(betaln(a + x, b + y) - log_norm), dtype=np.float64)
-
-    return moment
+    size = a.shape[0]
+    columns = [a, b, a + b]
+    for x, y in exponents:
+        columns += [a + x, b + y, a + b + x + y]
+    logs = gammaln(np.concatenate([np.broadcast_to(c, size) for c in columns]))
+    logs = logs.reshape(len(columns), size)
+    log_norm = logs[0] + logs[1] - logs[2]
+    return [
+        np.exp(logs[3 * m + 3] + logs[3 * m + 4] - logs[3 * m + 5] - log_norm)
+        for m in range(len(exponents))
+    ]
