@@ -261,8 +261,10 @@ def _beta_moments(
     columns = [a, b, a + b]
     for x, y in exponents:
         columns += [a + x, b + y, a + b + x + y]
-    logs = gammaln(np.concatenate([np.broadcast_to(c, size) for c in columns]))
-    logs = logs.reshape(len(columns), size)
+    arguments = np.empty((len(columns), size))
+    for row, column in enumerate(columns):
+        arguments[row] = column
+    logs = gammaln(arguments)
     log_norm = logs[0] + logs[1] - logs[2]
     return [
         np.exp(logs[3 * m + 3] + logs[3 * m + 4] - logs[3 * m + 5] - log_norm)
