@@ -203,16 +203,10 @@ class RewardHistory:
         """
         dense = self._dense
         if dense is None:
-            keys = ids.tolist()
-            # Look each distinct id up once: the big dict's lookups miss the CPU
-            # cache, a small dict of this batch's ids does not.
-            distinct = list(dict.fromkeys(keys))
-            rows = map(self._rows.get, distinct, repeat(-1))
-            found = np.fromiter(rows, dtype=np.int64, count=len(distinct))
-            if len(distinct) == len(keys):
-                return found
-            position = dict(zip(distinct, range(len(distinct)), strict=True))
-            return found[np.fromiter(map(position.__getitem__, keys), np.int64, len(keys))]
+            # Look each distinct id up once: lookups in the big dict miss the CPU cache.
+            first, inverse = _distinct(ids)
+            rows = map(self._rows.get, ids[first].tolist(), repeat(-1))
+            return np.fromiter(rows, dtype=np.int64, count=first.size)[inverse]
         found = np.full(ids.size, -1, dtype=np.int64)
         if ids.dtype.kind == "i":
             inside = (ids >= 0) & (ids < dense.size)
@@ -529,6 +523,30 @@ class RewardHistory:
         history._cost_n = _grown(cost_n, capacity)
         history._shift_hist(np.minimum(total, window), success.sum(axis=1, dtype=np.int64), +1)
         return history
+
+
+# FNV-1a's 64-bit prime: a multiplier that spreads code points over all bits.
+_HASH_MULTIPLIER = np.uint64(1099511628211)
+
+
+def _distinct(ids: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """First index of each distinct id, and for each id the number of its distinct id.
+
+    Strings are grouped by a 64-bit hash computed column by column in numpy,
+    far cheaper than hashing each one in Python; the grouping is then checked
+    against the strings, and a hash collision falls back to sorting them.
+    """
+    if ids.dtype.kind == "U" and ids.size:
+        codes = np.ascontiguousarray(ids).view(np.uint32).reshape(ids.size, -1)
+        hashed = np.zeros(ids.size, dtype=np.uint64)
+        for column in codes.T:
+            hashed = (hashed ^ column) * _HASH_MULTIPLIER
+        _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        if np.array_equal(ids[first][inverse], ids):
+            return first, inverse
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
 
 
 def _grown(array: NDArray[Any], capacity: int) -> NDArray[Any]:
