@@ -247,3 +247,21 @@ def test_ids_outside_the_dense_range_keep_every_window(late_id):
         assert (got.successes[i], got.trials[i], got.total[i]) == naive.counts(prompt)
     back = RewardHistory.from_arrays(4, "int", history.to_arrays())
     assert np.array_equal(back.lookup(np.array(probe)), history.lookup(np.array(probe)))
+
+
+def test_string_hash_collisions_fall_back_to_exact_grouping(monkeypatch):
+    import knapsack_alloc.history as history
+
+    monkeypatch.setattr(history, "_HASH_MULTIPLIER", np.uint64(0))  # every string collides
+    rng = np.random.default_rng(5)
+    fast, slow = RewardHistory(4), NaiveHistory(4)
+    for _ in range(6):
+        prompts = rng.integers(0, 12, 30)
+        ids = [f"p{i}" for i in prompts]
+        rewards = (rng.random(30) < 0.4).tolist()
+        fast.record(as_prompt_ids(ids, "ids")[0], "str", np.array(rewards, dtype=bool))
+        slow.record(ids, rewards)
+    names = [f"p{i}" for i in range(14)]
+    got = fast.counts(fast.lookup(as_prompt_ids(names, "ids")[0]))
+    for i, name in enumerate(names):
+        assert (got.successes[i], got.trials[i], got.total[i]) == slow.counts(name)
