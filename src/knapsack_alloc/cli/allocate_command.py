@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from knapsack_alloc.cli.tables import CommandError, Table, read_table, write_allocation
+from knapsack_alloc.cli.tables import (
+    CommandError,
+    Table,
+    format_seconds,
+    read_table,
+    write_allocation,
+)
 
 DESCRIPTION = """\
 Split a rollout budget across the prompts of FILE and write one row per prompt,
@@ -105,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     verdict = "certified optimal" if result.status == "optimal" else f"status {result.status}"
     print(
         f"{verdict}: objective {result.objective:.6g}, upper bound {result.upper_bound:.6g}; "
-        f"solver {result.solver}, {result.solve_time * 1e3:.3g} ms",
+        f"solver {result.solver}, {format_seconds(result.solve_time)} "
+        "(a process's first call also loads the compiled kernels)",
         file=sys.stderr,
     )
     if args.json:

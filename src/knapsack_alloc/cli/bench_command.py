@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from knapsack_alloc.cli.tables import CommandError
+from knapsack_alloc.cli.tables import CommandError, format_seconds
 
 DESCRIPTION = """\
 Time every solver (greedy, dp, ortools, and the textbook O(n*B*U) DP as the
@@ -219,17 +219,10 @@ def _cells(row: dict[str, Any]) -> list[str]:
     return [
         row["instance"],
         row["solver"],
-        _seconds(row["median_s"]),
-        _seconds(row["iqr_s"]),
+        format_seconds(row["median_s"]),
+        format_seconds(row["iqr_s"]),
         str(row["rounds"]),
         "-" if speedup is None else f"{speedup:,.0f}x" if speedup >= 10 else f"{speedup:.2g}x",
         f"{row['objective']:.10g}",
         check,
     ]
-
-
-def _seconds(value: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-6:.3g} us"

@@ -150,6 +150,14 @@ def _read_parquet(path: str) -> Table:
     return Table(path, {str(name): list(cells) for name, cells in data.items()}, first_row=1)
 
 
+def format_seconds(value: float) -> str:
+    """Format a duration with three significant digits in s, ms or us."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-6:.3g} us"
+
+
 def write_allocation(
     prompt_ids: Iterable[Any], counts: NDArray[np.int64], output: str | None
 ) -> None:
