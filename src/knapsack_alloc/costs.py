@@ -38,8 +38,6 @@ class CostModel:
         The budget as given.
     budget_units : int
         The budget in units.
-    unit : float
-        Size of one unit in the caller's cost scale.
     per_rollout : numpy.ndarray of float64
         The caller's costs, unrounded.
     kind : {'unit', 'integer', 'rounded'}
@@ -52,7 +50,6 @@ class CostModel:
     units: NDArray[np.int64]
     budget: float
     budget_units: int
-    unit: float
     per_rollout: NDArray[np.float64]
     kind: Literal["unit", "integer", "rounded"]
     rounding: float | None
@@ -107,7 +104,6 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         units=per_rollout.astype(np.int64),
         budget=budget_value,
         budget_units=_whole_budget(budget, budget_value),
-        unit=1.0,
         per_rollout=per_rollout,
         kind="integer",
         rounding=None,
@@ -117,7 +113,7 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
 def _unit(per_rollout: NDArray[np.float64], budget: Any, budget_value: float) -> CostModel:
     whole = _whole_budget(budget, budget_value)
     units = per_rollout.astype(np.int64)
-    return CostModel(units, budget_value, whole, 1.0, per_rollout, "unit", None)
+    return CostModel(units, budget_value, whole, per_rollout, "unit", None)
 
 
 def _whole_budget(budget: Any, budget_value: float) -> int:
@@ -146,7 +142,6 @@ def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -
         units=units.astype(np.int64),
         budget=budget,
         budget_units=math.floor(budget / unit + _UNIT_SLACK),
-        unit=unit,
         per_rollout=per_rollout,
         kind="rounded",
         rounding=float(error.max(initial=0.0)),

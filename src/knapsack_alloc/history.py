@@ -308,17 +308,12 @@ class RewardHistory:
         size = ids.size
         # Map every rollout to its row first (ids seen before: a lookup; new ids: rows
         # appended in sorted id order), then group by row: sorting ints beats sorting ids.
-        # Rollouts of one prompt usually come in runs: look up each run once.
+        # Rollouts of one prompt usually come in runs: look up each run once
+        # (lookup itself looks each distinct id up once).
         heads = np.ones(size, dtype=np.bool_)
         np.not_equal(ids[1:], ids[:-1], out=heads[1:])
         run_starts = np.flatnonzero(heads)
-        run_ids = ids[run_starts]
-        if self._dense is None and run_ids.dtype.kind == "i":
-            # Sorting ints is cheaper than one dict lookup per run.
-            distinct, inverse = np.unique(run_ids, return_inverse=True)
-            run_rows = self.lookup(distinct)[inverse.reshape(-1)]
-        else:
-            run_rows = self.lookup(run_ids)
+        run_rows = self.lookup(ids[run_starts])
         per_rollout = np.repeat(run_rows, np.diff(np.append(run_starts, size)))
         missing = per_rollout < 0
         new = 0
