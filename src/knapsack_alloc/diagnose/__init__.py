@@ -1,0 +1,21 @@
+"""How much of a run's rollout budget fell in groups without a gradient, and what
+knapsack allocation would have done: the engine of ``knapsack-alloc diagnose``.
+
+>>> from knapsack_alloc.diagnose import diagnose  # doctest: +SKIP
+>>> result = diagnose(["rollout_data/"])  # doctest: +SKIP
+>>> result.effective_gradient_ratio, result.projections["paper"].effective_gradient_ratio  # doctest: +SKIP
+
+The pipeline, one module each: :mod:`~.sources` finds the files and their
+format, :mod:`~.readers` (with :mod:`~.jsonlines` and :mod:`~.tables`) turns
+them into batches of rollouts, :mod:`~.groups` folds them into per-group
+sums, :mod:`~.figures` computes the per-step and per-prompt figures,
+:mod:`~.replay` the counterfactual, :mod:`~.report` and :mod:`~.plot` the
+outputs.
+"""
+
+from __future__ import annotations
+
+from knapsack_alloc.diagnose.diagnosis import Diagnosis, diagnose
+from knapsack_alloc.diagnose.errors import InputFileError
+
+__all__ = ["Diagnosis", "InputFileError", "diagnose"]
