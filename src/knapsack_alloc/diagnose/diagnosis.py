@@ -18,6 +18,7 @@ from knapsack_alloc.diagnose.figures import (
     step_figures,
 )
 from knapsack_alloc.diagnose.groups import GroupAccumulator, GroupTable
+from knapsack_alloc.diagnose.prompts import previews
 from knapsack_alloc.diagnose.readers import ReadLog, RunReader
 from knapsack_alloc.diagnose.replay import (
     Bounds,
@@ -51,7 +52,8 @@ class Diagnosis:
     steps : StepFigures
     prompts : PromptFigures
     prompt_labels, prompt_previews : list
-        Each prompt's id (or digest of its text) and the start of its text.
+        Each prompt's id (or the start of the digest of its text) and the
+        start of its text past the template all prompts share.
     suggested : Bounds
         Bounds suited to the run.
     bounds : Bounds
@@ -166,7 +168,7 @@ def diagnose(
         steps=steps,
         prompts=prompts,
         prompt_labels=reader.registry.labels,
-        prompt_previews=reader.registry.previews,
+        prompt_previews=previews(reader.registry.previews),
         suggested=suggested,
         bounds=bounds,
         projections=projections,

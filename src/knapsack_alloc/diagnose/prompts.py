@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-#: Characters of a prompt's text kept for the report.
-PREVIEW_CHARS = 100
+#: Characters of a prompt's text kept while reading (the shared template is cut later).
+KEPT_CHARS = 200
+#: Characters of a prompt's text shown in the report.
+PREVIEW_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -89,15 +92,32 @@ class PromptRegistry:
                 self._ids[stored] = found
                 self.labels.append(stored.hex()[:16] if isinstance(stored, bytes) else key)  # type: ignore[arg-type]
                 text = texts[row] if texts is not None else str(key)
-                self.previews.append(preview(text))
+                self.previews.append(" ".join(text[: 2 * KEPT_CHARS].split())[:KEPT_CHARS])
             dense[slot] = found
         return dense[inverse]
 
 
-def preview(text: str) -> str:
-    """First :data:`PREVIEW_CHARS` characters of ``text`` with whitespace collapsed."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 3] + "..."
+def previews(kept: list[str]) -> list[str]:
+    """Short previews of prompts, past the text they all start with (a chat template).
+
+    Parameters
+    ----------
+    kept : list of str
+        The start of each prompt's text (whitespace collapsed), as registered.
+
+    Returns
+    -------
+    list of str
+        At most :data:`PREVIEW_CHARS` characters of each, from the first word
+        where the prompts differ.
+    """
+    shared = os.path.commonprefix(kept) if len(kept) > 1 else ""
+    cut = shared.rfind(" ") + 1 if " " in shared else 0
+    shown = []
+    for text in kept:
+        rest = text[cut:] or text
+        shown.append(rest if len(rest) <= PREVIEW_CHARS else rest[: PREVIEW_CHARS - 3] + "...")
+    return shown
 
 
 def _digest(key: Hashable) -> bytes:
