@@ -208,7 +208,7 @@ class RunReader:
         self._trl_fingerprints.add(fingerprint)
         yield RolloutBatch(
             steps=table.integers("step"),
-            prompts=self.registry.ids(prompts),
+            prompts=self.registry.ids(prompts, digest=True),
             groups=np.zeros(table.size, dtype=np.int64),
             rewards=total,
         )

@@ -94,14 +94,15 @@ def suggest_bounds(table: GroupTable, layout: StepLayout, rates: NDArray[np.floa
     smallest power of two at least the rollouts that give a gradient with
     probability 0.9 to the hardest tenth of the groups whose prompt was
     neither always nor never solved: ``ln(0.1) / ln(1 - q)`` with ``q`` the
-    10th percentile of ``min(p, 1 - p)``. It is raised to the largest mean
-    group size of any step (so each step's budget can be spent) and lowered
-    to what one prompt can take while the others get the lower bound.
+    10th percentile of ``min(p, 1 - p)``. It is lowered to the most one
+    prompt can get in any step while the others get the lower bound, and
+    raised to the largest mean group size of a step (so that every step's
+    budget can be spent).
     """
     share = layout.budgets // layout.groups
     lower = 2 if share.min() >= 2 else 1
     even = int(np.max(-(-layout.budgets // layout.groups)))
-    ceiling = int(np.min(layout.budgets - lower * (layout.groups - 1)))
+    ceiling = int(np.max(layout.budgets - lower * (layout.groups - 1)))
     q = np.minimum(rates, 1.0 - rates)[table.prompt]
     mixed = q[q > 0]
     if mixed.size:
@@ -116,10 +117,10 @@ def suggest_bounds(table: GroupTable, layout: StepLayout, rates: NDArray[np.floa
         need = even
         because = "no prompt was both solved and failed, so no rate calls for more rollouts"
     upper = 1 << max(need - 1, 0).bit_length()
-    if upper < even:
-        upper, because = even, because + f"; raised to {even}, the largest step's rollouts per group"
     if upper > ceiling:
-        upper, because = ceiling, because + f"; lowered to {ceiling}, what a step's budget allows"
+        upper, because = ceiling, because + f"; lowered to {ceiling}, the most any step can give"
+    if upper < even:
+        upper, because = even, because + f"; raised to {even}, a step's mean rollouts per group"
     upper = max(upper, lower)
     default = max(lower, min(PAPER_DEFAULT_ROLLOUTS, int(share.min())))
     return Bounds(lower, upper, default, because)

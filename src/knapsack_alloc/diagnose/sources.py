@@ -144,7 +144,7 @@ def _json_lines_format(path: str) -> str:
             if raw.strip():
                 break
         else:
-            raise InputFileError(path, "the file is empty (a step without rollouts)")
+            raise InputFileError(path, "no rollouts in this file (a step without groups)")
     # The reference decoder gives the exact error for a broken first line.
     JsonLinesReader((Field("_", "text", required=False),), fast=False).decode(
         path, raw, lambda: number - 1

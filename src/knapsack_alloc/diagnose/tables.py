@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -107,12 +108,15 @@ def _number(block: TableBlock, name: str, index: int, cell: Any) -> float:
         except ValueError:
             pass
     elif isinstance(cell, (int, float)):
-        return float(cell)
+        try:
+            return float(cell)
+        except OverflowError:
+            return math.inf
     raise block.fail(name, index, f"{_show(cell)} is not a number")
 
 
 def _show(cell: Any) -> str:
-    text = repr(cell)
+    text = repr(cell.item() if isinstance(cell, np.generic) else cell)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
