@@ -127,6 +127,23 @@ def test_bad_csv_tables(tmp_path, rows, match):
     fails([path], r"t\.csv: " + match)
 
 
+def test_csv_reader_switches_to_the_standard_library_mid_file(tmp_path, monkeypatch):
+    import knapsack_alloc.diagnose.tables as tables
+
+    monkeypatch.setattr(tables, "BLOCK_ROWS", 8)
+    lines = [f"{1 + i // 10},p{i % 10},{i % 3 == 0:d}" for i in range(200)]
+    lines[150] = "16,p0,True"  # pyarrow's float parser refuses this; csv reads it as 1
+    lines.insert(100, "")
+    path = tmp_path / "t.csv"
+    path.write_text("step,prompt_id,reward\n" + "\n".join(lines) + "\n")
+    result = diagnose([str(path)], presets=())
+    assert result.rollouts == 200
+    assert result.groups.size.sum() == 200 and set(result.steps.rollouts) == {10}
+    lines[180] = "19,p0,oops"
+    path.write_text("step,prompt_id,reward\n" + "\n".join(lines) + "\n")
+    fails([path], r"row 181, column 'reward': 'oops' is not a number"  # blank lines are not rows)
+
+
 def test_csv_booleans_are_rewards(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("step,prompt_id,reward\n1,a,True\n1,a,false\n")

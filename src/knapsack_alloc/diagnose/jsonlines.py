@@ -23,6 +23,7 @@ from knapsack_alloc.diagnose.errors import InputFileError
 
 #: Bytes read at a time; a block ends at the last newline inside it.
 BLOCK_BYTES = 8 << 20
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 Kind = Literal["text", "number", "integer", "identifier"]
 _KIND_NAMES = {
@@ -133,7 +134,7 @@ class JsonLinesReader:
             if size == 0:
                 return
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                start = 0
+                start = released = 0
                 while start < size:
                     stop = size
                     if start + block_bytes < size:
@@ -144,6 +145,12 @@ class JsonLinesReader:
                     with memoryview(mapped)[start:stop] as view:
                         yield self.decode(path, view, _lines_before(mapped, start))
                     start = stop
+                    # Drop the pages read from this process's memory: it stays bounded
+                    # however large the file (they remain in the page cache).
+                    done = start // mmap.PAGESIZE * mmap.PAGESIZE
+                    if _DONTNEED is not None and done > released:
+                        mapped.madvise(_DONTNEED, released, done - released)
+                        released = done
 
     def decode(
         self, path: str, data: bytes | memoryview, count_lines_before: Callable[[], int]

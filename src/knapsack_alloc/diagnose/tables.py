@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,55 +121,109 @@ def _show(cell: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def csv_blocks(path: str, names: tuple[str, ...], block_rows: int = BLOCK_ROWS) -> Iterator[TableBlock]:
+def csv_blocks(
+    path: str, names: tuple[str, ...], block_rows: int | None = None
+) -> Iterator[TableBlock]:
     """Yield the columns ``names`` of a CSV file with a header row, in blocks.
+
+    The first two names are an integer and an identifier column, the last a
+    number column. pyarrow's CSV reader parses the file when it is
+    installed; the standard library's :mod:`csv` takes over from the first
+    block pyarrow cannot parse or that holds a bad cell, and gives the exact
+    error. Rows are counted from the header (row 1); blank lines are skipped
+    and not counted.
 
     Raises
     ------
     InputFileError
-        If a column is missing, the file is empty, or a row has the wrong
-        number of fields.
+        If a column is missing, the file is empty, or a row is bad.
     """
+    block_rows = block_rows or BLOCK_ROWS
+    done = 0
+    for block in _arrow_csv_blocks(path, names, block_rows):
+        if block is None:
+            break
+        yield block
+        done += block.size
+    else:
+        return
+    yield from _stdlib_csv_blocks(path, names, block_rows, skip=done)
+
+
+def _arrow_csv_blocks(
+    path: str, names: tuple[str, ...], block_rows: int
+) -> Iterator[TableBlock | None]:
+    """Blocks parsed by pyarrow; None when the rest must be read by the standard library."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as arrow_csv
+    except ImportError:
+        yield None
+        return
+    integer, identifier, number = names
+    options = arrow_csv.ConvertOptions(
+        include_columns=list(names),
+        column_types={integer: pa.int64(), identifier: pa.string(), number: pa.float64()},
+        null_values=[],
+        strings_can_be_null=False,
+    )
+    try:
+        reader = arrow_csv.open_csv(
+            path, read_options=arrow_csv.ReadOptions(block_size=32 * block_rows),
+            convert_options=options,
+        )  # fmt: skip
+        first = 2
+        for batch in reader:
+            block = TableBlock(
+                path, {name: _arrow_values(batch.column(name)) for name in names}, first, text=False
+            )
+            cells = block.columns[identifier]
+            if not np.isfinite(block.columns[number]).all() or "" in cells or None in cells:
+                yield None  # the standard library names the bad cell
+                return
+            yield block
+            first += batch.num_rows
+    except (pa.ArrowInvalid, pa.ArrowException, KeyError, ValueError):
+        yield None
+
+
+def _stdlib_csv_blocks(
+    path: str, names: tuple[str, ...], block_rows: int, skip: int
+) -> Iterator[TableBlock]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
+        first = 2
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise InputFileError(path, f"row 1: not readable as CSV ({error})") from None
-        if header is None:
-            raise InputFileError(path, "the file is empty (expected a header row)")
-        header = [name.strip() for name in header]
-        where = [_column_index(path, header, name) for name in names]
-        row_number = 2
-        rows: list[list[str]] = []
-        try:
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
+            if header is None:
+                raise InputFileError(path, "the file is empty (expected a header row)")
+            header = [name.strip() for name in header]
+            where = [_column_index(path, header, name) for name in names]
+            while skip > 0:
+                skipped = sum(1 for row in itertools.islice(reader, skip) if row)
+                first += skipped
+                skip -= skipped
+            while rows := list(itertools.islice(reader, block_rows)):
+                if not all(rows):
+                    rows = [row for row in rows if row]
+                widths = set(map(len, rows))
+                if widths != {len(header)}:
+                    bad = next(i for i, row in enumerate(rows) if len(row) != len(header))
                     raise InputFileError(
                         path,
-                        f"row {row_number + len(rows)} has {len(row)} fields, the header has "
+                        f"row {first + bad} has {len(rows[bad])} fields, the header has "
                         f"{len(header)}",
                     )
-                rows.append(row)
-                if len(rows) == block_rows:
-                    yield _csv_block(path, names, where, rows, row_number)
-                    row_number += len(rows)
-                    rows = []
+                columns = list(zip(*rows, strict=True)) if rows else []
+                yield TableBlock(
+                    path,
+                    {name: list(map(str.strip, columns[i])) for name, i in zip(names, where, strict=True)},
+                    first,
+                    text=True,
+                )
+                first += len(rows)
         except (csv.Error, UnicodeDecodeError) as error:
-            raise InputFileError(
-                path, f"row {row_number + len(rows)}: not readable as CSV ({error})"
-            ) from None
-        if rows:
-            yield _csv_block(path, names, where, rows, row_number)
-
-
-def _csv_block(
-    path: str, names: tuple[str, ...], where: list[int], rows: list[list[str]], first: int
-) -> TableBlock:
-    columns = {name: [row[i].strip() for row in rows] for name, i in zip(names, where, strict=True)}
-    return TableBlock(path, columns, first, text=True)
+            raise InputFileError(path, f"not readable as CSV ({error})") from None
 
 
 def _column_index(path: str, header: list[str], name: str) -> int:
