@@ -141,7 +141,7 @@ def test_csv_reader_switches_to_the_standard_library_mid_file(tmp_path, monkeypa
     assert result.groups.size.sum() == 200 and set(result.steps.rollouts) == {10}
     lines[180] = "19,p0,oops"
     path.write_text("step,prompt_id,reward\n" + "\n".join(lines) + "\n")
-    fails([path], r"row 181, column 'reward': 'oops' is not a number"  # blank lines are not rows)
+    fails([path], r"row 181, column 'reward': 'oops' is not a number")  # blank lines are not rows
 
 
 def test_csv_booleans_are_rewards(tmp_path):
