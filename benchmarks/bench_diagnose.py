@@ -37,8 +37,11 @@ PROFILES = {  # name: (mean response characters, steps)
     "medium": (2_800, 48),
     "long": (14_000, 12),
 }
-WORDS = ("the of a number is let find compute sum integer prime triangle angle value x y z "
-         "answer boxed therefore since hence we have so").split()  # fmt: skip
+WORDS = (
+    "the", "of", "a", "number", "is", "let", "find", "compute", "sum", "integer", "prime",
+    "triangle", "angle", "value", "x", "y", "z", "answer", "boxed", "therefore", "since",
+    "hence", "we", "have", "so",
+)  # fmt: skip
 SYSTEM = ("system\nYou are a helpful assistant. Please reason step by step, and put your final "
           "answer within \\boxed{}.\nuser\n")  # fmt: skip
 
@@ -48,7 +51,9 @@ def write_dump(folder: Path, mean_chars: int, steps: int, seed: int = 0) -> int:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     text = " ".join(rng.choice(WORDS) for _ in range(12 * mean_chars // 5))
-    problems = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 110))) for _ in range(4096)]
+    problems = [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 110))) for _ in range(4096)
+    ]
     rate = [rng.betavariate(0.4, 0.4) for _ in problems]
     for step in range(1, steps + 1):
         lines = []
@@ -122,7 +127,8 @@ def tables(tmp_path_factory):
     rewards = [float(rng.random() < 0.4) for _ in range(rows)]
     with open(root / "run.csv", "w") as handle:
         handle.write("step,prompt_id,reward\n")
-        handle.writelines(f"{s},{p},{r:g}\n" for s, p, r in zip(steps, prompts, rewards))
+        rows = zip(steps, prompts, rewards, strict=True)
+        handle.writelines(f"{s},{p},{r:g}\n" for s, p, r in rows)
     pq.write_table(pa.table({"step": steps, "prompt_id": prompts, "reward": rewards}),
                    root / "run.parquet")  # fmt: skip
     return root, rows

@@ -27,7 +27,9 @@ def make_rollouts(rng, *, steps=4, prompts=12, per_step=5, sizes=(1, 2, 8), rewa
 
 
 def prompt_text(prompt):
-    return TEMPLATE.format(f"Problem {prompt}: what is {prompt} + {prompt * 7}? \u00e9\u4e2d\"quoted\"")
+    return TEMPLATE.format(
+        f'Problem {prompt}: what is {prompt} + {prompt * 7}? \u00e9\u4e2d"quoted"'
+    )
 
 
 def write_verl(folder: Path, rollouts, rng, *, extra=True, files_per_step=1):

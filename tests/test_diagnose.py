@@ -7,6 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from _diagnose_runs import (
     make_rollouts,
     oracle,
@@ -18,9 +21,6 @@ from _diagnose_runs import (
     write_parquet,
     write_verl,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from knapsack_alloc.diagnose import diagnose
 from knapsack_alloc.diagnose import groups as groups_module
 from knapsack_alloc.diagnose.report import json_report
@@ -37,9 +37,7 @@ REWARDS = {
 def assert_figures(result, rollouts, label):
     expected = oracle(rollouts)
     report = json_report(result)
-    got = [
-        {k: row.get(k) for k in expected["steps"][0]} for row in report["steps"]
-    ]
+    got = [{k: row.get(k) for k in expected["steps"][0]} for row in report["steps"]]
     if not expected["binary"]:
         for row in expected["steps"]:
             row.pop("all_correct_groups"), row.pop("all_wrong_groups")
@@ -107,7 +105,7 @@ def test_several_paths_make_one_run(tmp_path):
     rollouts = make_rollouts(rng, steps=4)
     folder = write_verl(tmp_path / "d", rollouts, rng)
     files = sorted(str(p) for p in folder.iterdir())
-    result = diagnose(files[:2] + [files[2], files[3]], presets=())
+    result = diagnose([*files[:2], files[2], files[3]], presets=())
     assert_figures(result, rollouts, verl_label)
 
 
@@ -115,7 +113,11 @@ def test_verl_uid_splits_groups_and_index_names_prompts(tmp_path):
     # verl's v1 trainer dumps uid as "{prompt uid}_{session}_{output}"; two groups of one
     # prompt in a step stay apart, and "index" identifies the prompt across steps.
     lines = []
-    for step, uid, index, rewards in [(1, "u1", 7, [1, 0]), (1, "u2", 7, [1, 1]), (2, "u3", 7, [0, 0])]:
+    for step, uid, index, rewards in [
+        (1, "u1", 7, [1, 0]),
+        (1, "u2", 7, [1, 1]),
+        (2, "u3", 7, [0, 0]),
+    ]:
         for session, reward in enumerate(rewards):
             lines.append({"input": f"text of step {step}", "output": "o", "score": reward,
                           "step": step, "uid": f"{uid}-a_{session}_0", "index": index})  # fmt: skip
@@ -207,7 +209,9 @@ def test_accumulator_merges_partial_groups_exactly(tmp_path, monkeypatch):
     assert_figures(diagnose([str(tmp_path)], presets=()), rollouts, lambda p: f"p{p}")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1), sizes=st.sampled_from([(1,), (2, 3), (1, 4, 16)]),
        kind=st.sampled_from(sorted(REWARDS)))  # fmt: skip
 def test_figures_match_the_oracle_on_generated_runs(tmp_path_factory, seed, sizes, kind):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from _diagnose_runs import make_rollouts, seeded, write_verl
 from test_cli import run
 

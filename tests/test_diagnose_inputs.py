@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from _diagnose_runs import make_rollouts, seeded, write_csv, write_jsonl, write_parquet, write_verl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _diagnose_runs import make_rollouts, seeded, write_csv, write_jsonl, write_parquet, write_verl
 from knapsack_alloc.diagnose import InputFileError, diagnose
 from knapsack_alloc.diagnose.jsonlines import Field, JsonLinesReader
 
@@ -60,7 +60,10 @@ def test_error_lines_are_counted_across_blocks(tmp_path, monkeypatch):
         (good(step=3.0), r"line 2, field 'step': 3\.0 is not an integer"),
         (good(step=True), r"line 2, field 'step': true is not an integer"),
         (good(input=["a"]), r"line 2, field 'input': \[\"a\"\] is not a string"),
-        (json.dumps({"input": "q", "step": 3}), r"line 2: no 'score' field \(fields: 'input', 'step'\)"),
+        (
+            json.dumps({"input": "q", "step": 3}),
+            r"line 2: no 'score' field \(fields: 'input', 'step'\)",
+        ),
         ("[1, 2]", r"line 2: expected a JSON object, got an array"),
         (good(step=2**70), r"line 2, field 'step': 1180591620717411303424 is out of range"),
     ],
@@ -111,10 +114,22 @@ def test_mixed_formats_are_refused(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "match"),
     [
-        ("step,prompt_id,score\n1,a,1\n", r"missing column 'reward' \(columns: 'step', 'prompt_id', 'score'\)"),
-        ("step,prompt_id,reward\n1,a,1\n2,b,abc\n", r"row 3, column 'reward': 'abc' is not a number"),
-        ("step,prompt_id,reward\n1,a,1\n2,b,inf\n", r"row 3, column 'reward': 'inf' is not a finite number"),
-        ("step,prompt_id,reward\n1,a,1\n2.5,b,1\n", r"row 3, column 'step': '2\.5' is not an integer"),
+        (
+            "step,prompt_id,score\n1,a,1\n",
+            r"missing column 'reward' \(columns: 'step', 'prompt_id', 'score'\)",
+        ),
+        (
+            "step,prompt_id,reward\n1,a,1\n2,b,abc\n",
+            r"row 3, column 'reward': 'abc' is not a number",
+        ),
+        (
+            "step,prompt_id,reward\n1,a,1\n2,b,inf\n",
+            r"row 3, column 'reward': 'inf' is not a finite number",
+        ),
+        (
+            "step,prompt_id,reward\n1,a,1\n2.5,b,1\n",
+            r"row 3, column 'step': '2\.5' is not an integer",
+        ),
         ("step,prompt_id,reward\n1,,1\n", r"row 2, column 'prompt_id': '' is not a prompt id"),
         ("step,prompt_id,reward\n1,a,1,9\n", r"row 2 has 4 fields, the header has 3"),
         ("step,prompt_id,reward\n", r"no rollouts in this file"),
@@ -154,10 +169,18 @@ def test_csv_booleans_are_rewards(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "match"),
     [
-        ([{"step": 1, "prompt_id": "a", "reward": 1}, {"step": 1, "prompt_id": "a", "reward": "x"}],
-         r"line 2, field 'reward': \"x\" is not a finite number"),
+        (
+            [
+                {"step": 1, "prompt_id": "a", "reward": 1},
+                {"step": 1, "prompt_id": "a", "reward": "x"},
+            ],
+            r"line 2, field 'reward': \"x\" is not a finite number",
+        ),
         ([{"step": 1, "prompt_id": "a"}], r"line 1: no 'reward' field"),
-        ([{"step": 1, "prompt_id": 1.5, "reward": 1}], r"line 1, field 'prompt_id': 1\.5 is not an integer or a string"),
+        (
+            [{"step": 1, "prompt_id": 1.5, "reward": 1}],
+            r"line 1, field 'prompt_id': 1\.5 is not an integer or a string",
+        ),
     ],
 )
 def test_bad_json_lines_tables(tmp_path, rows, match):
@@ -167,14 +190,22 @@ def test_bad_json_lines_tables(tmp_path, rows, match):
 @pytest.mark.parametrize(
     ("columns", "match"),
     [
-        ({"step": [1, 2], "prompt_id": ["a", "b"], "reward": [1.0, None]},
-         r"row 2, column 'reward': None is not a number"),
-        ({"step": [1, 2], "prompt_id": ["a", "b"], "reward": [1.0, float("nan")]},
-         r"row 2, column 'reward': nan is not a finite number"),
-        ({"step": [1, 2], "prompt_id": ["a", "b"], "reward": ["1", "0"]},
-         r"row 1, column 'reward': '1' is not a number"),
-        ({"step": [1.0, 2.5], "prompt_id": ["a", "b"], "reward": [1, 0]},
-         r"row 1, column 'step': 1\.0 is not an integer"),
+        (
+            {"step": [1, 2], "prompt_id": ["a", "b"], "reward": [1.0, None]},
+            r"row 2, column 'reward': None is not a number",
+        ),
+        (
+            {"step": [1, 2], "prompt_id": ["a", "b"], "reward": [1.0, float("nan")]},
+            r"row 2, column 'reward': nan is not a finite number",
+        ),
+        (
+            {"step": [1, 2], "prompt_id": ["a", "b"], "reward": ["1", "0"]},
+            r"row 1, column 'reward': '1' is not a number",
+        ),
+        (
+            {"step": [1.0, 2.5], "prompt_id": ["a", "b"], "reward": [1, 0]},
+            r"row 1, column 'step': 1\.0 is not an integer",
+        ),
         ({"step": [1, 2], "prompt_id": ["a", "b"]}, r"missing column 'reward'"),
     ],
 )
@@ -207,7 +238,8 @@ FIELDS = (
 values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )  # fmt: skip
 records = st.dictionaries(
     st.sampled_from(["input", "score", "step", "index", "output", "other"]), values, max_size=6
@@ -216,8 +248,15 @@ raw_lines = st.one_of(
     records.map(json.dumps),
     st.just(""),
     st.just("   "),
-    st.sampled_from(['{"input": "a", "score": NaN, "step": 1}', '{"input": "a",', "[]", "1",
-                     '{"input": "a", "score": 1, "step": 1, "input": 2}']),  # fmt: skip
+    st.sampled_from(
+        [
+            '{"input": "a", "score": NaN, "step": 1}',
+            '{"input": "a",',
+            "[]",
+            "1",
+            '{"input": "a", "score": 1, "step": 1, "input": 2}',
+        ]
+    ),
 )
 
 

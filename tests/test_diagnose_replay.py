@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from _diagnose_runs import make_rollouts, oracle, seeded, table_rows, write_csv
 
+from _diagnose_runs import make_rollouts, oracle, seeded, table_rows, write_csv
 from knapsack_alloc import InvalidArgumentError
 from knapsack_alloc.diagnose import diagnose
 from knapsack_alloc.diagnose.report import json_report, verdict
@@ -97,7 +97,10 @@ def test_groups_of_one_make_the_lower_bound_one(tmp_path):
 @pytest.mark.parametrize(
     ("bounds", "match"),
     [
-        ({"min_rollouts": 9}, r"--min-rollouts == 9 is too high for step \d+: it had \d+ rollouts for \d+ groups"),
+        (
+            {"min_rollouts": 9},
+            r"--min-rollouts == 9 is too high for step \d+: it had \d+ rollouts for \d+ groups",
+        ),
         ({"max_rollouts": 1}, r"--max-rollouts == 1 is below --min-rollouts == 2"),
         ({"min_rollouts": 1, "max_rollouts": 2}, r"--max-rollouts == 2 is too low for step"),
         ({"min_rollouts": 0}, r"--min-rollouts == 0, must be >= 1"),

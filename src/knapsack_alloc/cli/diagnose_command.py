@@ -1,5 +1,4 @@
-"""``knapsack-alloc diagnose``: how much of a run's rollout budget was wasted, and what
-knapsack allocation would have done."""
+"""``knapsack-alloc diagnose``: the rollouts a run wasted, and what allocation would have done."""
 
 from __future__ import annotations
 
@@ -46,22 +45,45 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories of one run")
-    parser.add_argument("--format", default="auto", choices=["auto", "verl", "table", "trl"],
-                        help="input format (default: detected)")
-    parser.add_argument("--reward-field", metavar="NAME",
-                        help="field or column of the reward (default: score for verl, reward for "
-                             "a table, the sum of the reward columns for TRL)")
-    parser.add_argument("--success-threshold", type=float, metavar="T",
-                        help="count a reward >= T as a success (default: the higher of two reward "
-                             "values; needed to count successes of real-valued rewards)")
-    parser.add_argument("--min-rollouts", type=int, metavar="N",
-                        help="fewest rollouts per prompt in the replay (default: suggested)")
-    parser.add_argument("--max-rollouts", type=int, metavar="N",
-                        help="most rollouts per prompt in the replay (default: suggested)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="seed of the replay's random rewards (default 0)")
-    parser.add_argument("--no-replay", action="store_true",
-                        help="skip the counterfactual replay")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "verl", "table", "trl"],
+        help="input format (default: detected)",
+    )
+    parser.add_argument(
+        "--reward-field",
+        metavar="NAME",
+        help="field or column of the reward (default: score for verl, reward for "
+        "a table, the sum of the reward columns for TRL)",
+    )
+    parser.add_argument(
+        "--success-threshold",
+        type=float,
+        metavar="T",
+        help="count a reward >= T as a success (default: the higher of two reward "
+        "values; needed to count successes of real-valued rewards)",
+    )
+    parser.add_argument(
+        "--min-rollouts",
+        type=int,
+        metavar="N",
+        help="fewest rollouts per prompt in the replay (default: suggested)",
+    )
+    parser.add_argument(
+        "--max-rollouts",
+        type=int,
+        metavar="N",
+        help="most rollouts per prompt in the replay (default: suggested)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the replay's random rewards (default 0)",
+    )
+    parser.add_argument("--no-replay", action="store_true", help="skip the counterfactual replay")
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON here")
     parser.add_argument("--plot", metavar="PATH.png", help="write a PNG figure here")
     parser.set_defaults(run=run)  # fmt: skip
@@ -96,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
         writers.append((args.plot, lambda handle: render(result, handle)))
     if args.json:
         data = json.dumps(json_report(result), indent=1).encode("utf-8")
-        writers.append((args.json, lambda handle: handle.write(data) and None))
+
+        def write_json(handle: IO[bytes]) -> None:
+            handle.write(data)
+
+        writers.append((args.json, write_json))
     _write_all(writers)
     print(text_report(result))
     return 0

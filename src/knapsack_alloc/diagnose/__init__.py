@@ -1,9 +1,15 @@
-"""How much of a run's rollout budget fell in groups without a gradient, and what
-knapsack allocation would have done: the engine of ``knapsack-alloc diagnose``.
+"""The engine of ``knapsack-alloc diagnose``.
 
->>> from knapsack_alloc.diagnose import diagnose  # doctest: +SKIP
->>> result = diagnose(["rollout_data/"])  # doctest: +SKIP
->>> result.effective_gradient_ratio, result.projections["paper"].effective_gradient_ratio  # doctest: +SKIP
+How much of a run's rollout budget fell in groups without a gradient, and
+what knapsack allocation would have done.
+
+Example (``rollout_data`` being a verl ``trainer.rollout_data_dir``)::
+
+    from knapsack_alloc.diagnose import diagnose
+
+    result = diagnose(["rollout_data"])
+    result.effective_gradient_ratio  # observed
+    result.projections["paper"].effective_gradient_ratio  # replayed, under the model
 
 The pipeline, one module each: :mod:`~.sources` finds the files and their
 format, :mod:`~.readers` (with :mod:`~.jsonlines` and :mod:`~.tables`) turns

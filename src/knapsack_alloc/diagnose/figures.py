@@ -39,7 +39,7 @@ class RewardScale:
 
     @classmethod
     def of(cls, table: GroupTable, threshold: float | None) -> RewardScale:
-        """The scale of the rewards in ``table``."""
+        """Return the scale of the rewards in ``table``."""
         low, high = float(table.low.min()), float(table.high.max())
         if threshold is not None:
             return cls("threshold", low, high, table.values, threshold)
@@ -75,11 +75,11 @@ class RewardScale:
         """Whether each reward is a success (for binary and threshold scales)."""
         if self.kind == "threshold":
             assert self.threshold is not None
-            return rewards >= self.threshold
+            return np.greater_equal(rewards, self.threshold)
         assert self.values is not None
         if len(self.values) == 1:
             return np.full(rewards.shape, self.values[0] > 0)
-        return rewards == self.high
+        return np.equal(rewards, self.high)
 
     def wins(self, table: GroupTable) -> NDArray[np.int64] | None:
         """Successes per group, or None for real-valued rewards."""
@@ -163,8 +163,8 @@ class PromptFigures:
 
 
 def homogeneous(table: GroupTable) -> NDArray[np.bool_]:
-    """Groups whose rewards are all equal."""
-    return table.low == table.high
+    """Flag the groups whose rewards are all equal."""
+    return np.equal(table.low, table.high)
 
 
 def step_figures(table: GroupTable, scale: RewardScale) -> StepFigures:
@@ -192,7 +192,7 @@ def prompt_figures(table: GroupTable, scale: RewardScale, prompts: int) -> Promp
     """Figures of every prompt over the run."""
 
     def per_prompt(values: NDArray[np.float64] | NDArray[np.int64]) -> NDArray[np.float64]:
-        return np.bincount(table.prompt, weights=values, minlength=prompts)
+        return np.bincount(table.prompt, weights=values, minlength=prompts).astype(np.float64)
 
     sampled = np.bincount(table.prompt, minlength=prompts)
     rollouts = per_prompt(table.size).astype(np.int64)

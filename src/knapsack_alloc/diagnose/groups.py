@@ -94,7 +94,7 @@ class GroupAccumulator:
         self._rows = self._merged_rows = self._parts[0][0].size if self._parts else 0
 
     def table(self) -> GroupTable:
-        """The groups seen so far."""
+        """Return the groups seen so far."""
         self._compact()
         if self._parts:
             step, prompt, key, size, total, low, high, wins = self._parts[0]

@@ -111,7 +111,7 @@ def previews(kept: list[str]) -> list[str]:
         At most :data:`PREVIEW_CHARS` characters of each, from the first word
         where the prompts differ.
     """
-    shared = os.path.commonprefix(kept) if len(kept) > 1 else ""
+    shared = os.path.commonprefix(kept) if len(kept) > 1 else ""  # noqa: RUF071 - text, not paths
     cut = shared.rfind(" ") + 1 if " " in shared else 0
     shown = []
     for text in kept:

@@ -193,7 +193,9 @@ class RunReader:
             index = int(missing[0])
             listed = ", ".join(repr(name) for name in rewards)
             raise InputFileError(
-                path, f"row {table.first_row + index}: no reward (every reward column, {listed}, is empty)"
+                path,
+                f"row {table.first_row + index}: no reward (every reward column, {listed}, "
+                "is empty)",
             )
         total = np.nansum(per_column, axis=1)
         completions = table.columns.get("completion")
@@ -225,7 +227,8 @@ class RunReader:
             if not chosen:
                 shown = ", ".join(repr(c) for c in names[:12])
                 raise InputFileError(
-                    path, f"no numeric reward column (columns: {shown}); name one with --reward-field"
+                    path,
+                    f"no numeric reward column (columns: {shown}); name one with --reward-field",
                 )
         if self._trl_rewards is None:
             self._trl_rewards = chosen
@@ -246,7 +249,9 @@ def _numeric(path: str, name: str) -> bool:
     import pyarrow.parquet as parquet
 
     kind = parquet.ParquetFile(path).schema_arrow.field(name).type
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind))
+    return bool(
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+    )
 
 
 def _reward_column(table: TableBlock, name: str) -> NDArray[np.float64]:
@@ -266,7 +271,7 @@ def _reward_column(table: TableBlock, name: str) -> NDArray[np.float64]:
 
 
 def _prompt_text(prompt: Any) -> str:
-    """A conversational prompt (a list of messages) as canonical JSON; plain text as is."""
+    """Key a conversational prompt (a list of messages) by canonical JSON, text as is."""
     if isinstance(prompt, str):
         return prompt
     return json.dumps(prompt, ensure_ascii=False, sort_keys=True)

@@ -136,16 +136,15 @@ def given_bounds(
     if lower < 1:
         raise InvalidArgumentError(f"--min-rollouts == {lower}, must be >= 1.")
     if upper < lower:
-        raise InvalidArgumentError(
-            f"--max-rollouts == {upper} is below --min-rollouts == {lower}."
-        )
+        raise InvalidArgumentError(f"--max-rollouts == {upper} is below --min-rollouts == {lower}.")
     too_few = np.flatnonzero(layout.budgets < lower * layout.groups)
     if too_few.size:
         i = int(too_few[0])
         raise InvalidArgumentError(
             f"--min-rollouts == {lower} is too high for step {int(steps[i])}: it had "
             f"{int(layout.budgets[i])} rollouts for {int(layout.groups[i])} groups; the replay "
-            f"spends each step's budget, so use at most {int(layout.budgets[i] // layout.groups[i])}."
+            f"spends each step's budget, so use at most "
+            f"{int(layout.budgets[i] // layout.groups[i])}."
         )
     too_many = np.flatnonzero(layout.budgets > upper * layout.groups)
     if too_many.size:
@@ -158,7 +157,9 @@ def given_bounds(
         )
     if min_rollouts is None and max_rollouts is None:
         return suggested
-    default = max(lower, min(suggested.default_rollouts, int(np.min(layout.budgets // layout.groups))))
+    default = max(
+        lower, min(suggested.default_rollouts, int(np.min(layout.budgets // layout.groups)))
+    )
     return Bounds(lower, upper, default, "given on the command line")
 
 
@@ -202,7 +203,7 @@ class Projection:
 
 
 def as_run(table: GroupTable, layout: StepLayout, rates: NDArray[np.float64]) -> Projection:
-    """The run's own group sizes scored under the model."""
+    """Score the run's own group sizes under the model."""
     p = rates[table.prompt]
     gradient = table.size * NONZERO.value(table.size, p)
     ratio = np.add.reduceat(gradient, layout.starts) / layout.budgets
@@ -227,7 +228,9 @@ def replay(
     rng = np.random.default_rng(seed)
     counts = np.empty(len(table), dtype=np.int64)
     ratio = np.empty(layout.starts.size)
-    for t, (start, stop) in enumerate(zip(layout.starts.tolist(), layout.stops.tolist(), strict=True)):
+    for t, (start, stop) in enumerate(
+        zip(layout.starts.tolist(), layout.stops.tolist(), strict=True)
+    ):
         prompts = table.prompt[start:stop]
         budget = int(layout.budgets[t])
         planned = allocator.plan(prompts, budget).counts

@@ -21,7 +21,7 @@ _NAMES = {"as run": "as run (same model)", "paper": "knapsack, paper", "bayes": 
 
 
 def verdict(result: Diagnosis) -> str:
-    """The report's one-sentence verdict."""
+    """Return the report's one-sentence verdict."""
     wasted, rollouts = result.wasted_rollouts, result.rollouts
     sentence = (
         f"{_percent(wasted / rollouts)} of rollouts ({wasted:,} of {rollouts:,}) fell in groups "
@@ -37,7 +37,8 @@ def verdict(result: Diagnosis) -> str:
     if best.wasted_rollouts < baseline.wasted_rollouts:
         return (
             f"{sentence}; knapsack allocation would have cut that to about {_percent(share)} "
-            f"({best_name} preset; the same model puts the run as it was at {_percent(base_share)})."
+            f"({best_name} preset; the same model puts the run as it was at "
+            f"{_percent(base_share)})."
         )
     return (
         f"{sentence}; knapsack allocation would not have cut it under the model "
@@ -47,7 +48,7 @@ def verdict(result: Diagnosis) -> str:
 
 
 def text_report(result: Diagnosis) -> str:
-    """The terminal report (several lines, ending with the verdict)."""
+    """Return the terminal report (several lines, ending with the verdict)."""
     steps = result.steps
     lines = [
         f"knapsack-alloc diagnose: {_FORMATS[result.sources.format]}, "
@@ -147,7 +148,8 @@ def _projection_lines(result: Diagnosis) -> list[str]:
         rows.append([
             _NAMES.get(name, name),
             f"{projection.effective_gradient_ratio:.3f}",
-            f"{projection.wasted_rollouts:,.0f} ({_percent(projection.wasted_rollouts / result.rollouts)})",
+            f"{projection.wasted_rollouts:,.0f} "
+            f"({_percent(projection.wasted_rollouts / result.rollouts)})",
             " / ".join(f"{q[k]:g}" for k in ("p0", "p10", "p50", "p90", "p100")),
         ])  # fmt: skip
     bounds = result.bounds
@@ -161,9 +163,7 @@ def _projection_lines(result: Diagnosis) -> list[str]:
             f"  suggested for this run: --min-rollouts {result.suggested.min_rollouts} "
             f"--max-rollouts {result.suggested.max_rollouts} ({result.suggested.reason})"
         )
-    capped = {
-        name: p.at_max_share for name, p in result.projections.items() if p.at_max_share
-    }
+    capped = {name: p.at_max_share for name, p in result.projections.items() if p.at_max_share}
     if capped:
         shown = ", ".join(f"{name} {_percent(share)}" for name, share in capped.items())
         lines.append(
@@ -192,7 +192,7 @@ def _percent(share: float) -> str:
 
 
 def json_report(result: Diagnosis) -> dict[str, Any]:
-    """The diagnosis as JSON-compatible data (see docs/diagnose.md for every key)."""
+    """Return the diagnosis as JSON-compatible data (docs/diagnose.md lists the keys)."""
     steps = result.steps
     ratios = steps.effective_gradient_ratio
     binary = steps.all_correct_groups is not None
@@ -296,7 +296,9 @@ def _prompt_rows(result: Diagnosis) -> list[dict[str, Any]]:
     starts = np.searchsorted(table.prompt[order], np.arange(prompts.sampled.size))
     stops = np.append(starts[1:], order.size)
     labels = [str(label) for label in result.prompt_labels]
-    ranking = sorted(range(len(labels)), key=lambda i: (-int(prompts.wasted_rollouts[i]), labels[i]))
+    ranking = sorted(
+        range(len(labels)), key=lambda i: (-int(prompts.wasted_rollouts[i]), labels[i])
+    )
     replays = {_key(k): p for k, p in result.projections.items() if k != "as run"}
     rows = []
     for i in ranking:
@@ -318,7 +320,9 @@ def _prompt_rows(result: Diagnosis) -> list[dict[str, Any]]:
             "successes": None if prompts.wins is None else int(prompts.wins[i]),
             "success_rate": float(prompts.rate[i]),
             "mean_reward": float(prompts.mean_reward[i]),
-            "always_solved": None if prompts.always_solved is None else bool(prompts.always_solved[i]),
+            "always_solved": None
+            if prompts.always_solved is None
+            else bool(prompts.always_solved[i]),
             "never_solved": None if prompts.never_solved is None else bool(prompts.never_solved[i]),
             "history": history,
             "projected_rollouts_per_step": {

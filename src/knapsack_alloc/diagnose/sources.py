@@ -140,7 +140,8 @@ def _json_lines_format(path: str) -> str:
     from knapsack_alloc.diagnose.jsonlines import Field, JsonLinesReader
 
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        number, raw = 0, b""
+        for number, raw in enumerate(handle, start=1):  # noqa: B007 - used after the loop
             if raw.strip():
                 break
         else:
@@ -150,7 +151,7 @@ def _json_lines_format(path: str) -> str:
         path, raw, lambda: number - 1
     )
     keys = set(json.loads(raw))
-    if VERL_FIELDS <= keys:
+    if keys >= VERL_FIELDS:
         return "verl"
     if {"step", "prompt_id"} <= keys:
         return "table"
@@ -169,7 +170,7 @@ def _parquet_format(path: str) -> str:
     names = set(parquet_schema_names(path))
     if "prompt_id" in names:
         return "table"
-    if TRL_COLUMNS <= names:
+    if names >= TRL_COLUMNS:
         return "trl"
     present = ", ".join(repr(name) for name in sorted(names)[:12]) or "none"
     raise InputFileError(

@@ -46,8 +46,10 @@ class TableBlock:
         return len(next(iter(self.columns.values()), []))
 
     def fail(self, name: str, index: int, problem: str) -> InputFileError:
-        """The error for the cell of column ``name`` in the block's row ``index``."""
-        return InputFileError(self.path, f"row {self.first_row + index}, column {name!r}: {problem}")
+        """Build the error for the cell of column ``name`` in the block's row ``index``."""
+        return InputFileError(
+            self.path, f"row {self.first_row + index}, column {name!r}: {problem}"
+        )
 
     def integers(self, name: str) -> NDArray[np.int64]:
         """Column ``name`` as int64, or the error for its first bad cell."""
@@ -96,7 +98,9 @@ class TableBlock:
         values = cells.tolist() if isinstance(cells, np.ndarray) else list(cells)
         for index, cell in enumerate(values):
             if cell is None or cell == "" or isinstance(cell, (bool, float)):
-                raise self.fail(name, index, f"{_show(cell)} is not a prompt id (an int or a string)")
+                raise self.fail(
+                    name, index, f"{_show(cell)} is not a prompt id (an int or a string)"
+                )
         return values
 
 
@@ -217,7 +221,10 @@ def _stdlib_csv_blocks(
                 columns = list(zip(*rows, strict=True)) if rows else []
                 yield TableBlock(
                     path,
-                    {name: list(map(str.strip, columns[i])) for name, i in zip(names, where, strict=True)},
+                    {
+                        name: list(map(str.strip, columns[i]))
+                        for name, i in zip(names, where, strict=True)
+                    },
                     first,
                     text=True,
                 )
