@@ -109,23 +109,33 @@ def test_several_paths_make_one_run(tmp_path):
     assert_figures(result, rollouts, verl_label)
 
 
-def test_verl_uid_splits_groups_and_index_names_prompts(tmp_path):
+def test_verl_uid_splits_groups_and_index_labels_prompts(tmp_path):
     # verl's v1 trainer dumps uid as "{prompt uid}_{session}_{output}"; two groups of one
-    # prompt in a step stay apart, and "index" identifies the prompt across steps.
+    # prompt in a step stay apart. "index" labels a prompt; its text identifies it, since
+    # index values repeat across the data sources of a mixed dataset.
+    groups = [
+        (1, "u1", 7, "q", [1, 0]),
+        (1, "u2", 7, "q", [1, 1]),
+        (2, "u3", 7, "q", [0, 0]),
+        (2, "u4", 7, "other source", [1, 1]),
+    ]
     lines = []
-    for step, uid, index, rewards in [
-        (1, "u1", 7, [1, 0]),
-        (1, "u2", 7, [1, 1]),
-        (2, "u3", 7, [0, 0]),
-    ]:
+    for step, uid, index, text, rewards in groups:
         for session, reward in enumerate(rewards):
-            lines.append({"input": f"text of step {step}", "output": "o", "score": reward,
-                          "step": step, "uid": f"{uid}-a_{session}_0", "index": index})  # fmt: skip
+            uid_field = f"{uid}-a_{session}_0"
+            lines.append(
+                {"input": text, "output": "o", "score": reward, "step": step, "uid": uid_field,
+                 "index": index}
+            )  # fmt: skip
     path = write_jsonl(tmp_path / "1.jsonl", lines)
     report = json_report(diagnose([str(path)], presets=()))
-    assert [(s["groups"], s["wasted_rollouts"]) for s in report["steps"]] == [(2, 2), (1, 2)]
-    (prompt,) = report["prompts"]
-    assert prompt["prompt"] == 7 and prompt["sampled"] == 3 and prompt["successes"] == 3
+    assert [(s["groups"], s["wasted_rollouts"]) for s in report["steps"]] == [(2, 2), (2, 4)]
+    first, second = sorted(report["prompts"], key=lambda row: row["sampled"])
+    assert (first["prompt"], first["text"], first["sampled"], first["successes"]) == (
+        7, "other source", 1, 2)  # fmt: skip
+    assert (second["prompt"], second["text"], second["sampled"], second["successes"]) == (
+        7, "q", 3, 3)  # fmt: skip
+    assert (second["first_step"], second["last_step"]) == (1, 2)
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])

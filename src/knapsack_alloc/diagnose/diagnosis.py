@@ -155,7 +155,9 @@ def diagnose(
     layout = StepLayout.of(table)
     suggested = suggest_bounds(table, layout, prompts.rate)
     steps = step_figures(table, scale)
-    bounds = given_bounds(layout, steps.step, suggested, min_rollouts, max_rollouts)
+    bounds = suggested
+    if presets:
+        bounds = given_bounds(layout, steps.step, suggested, min_rollouts, max_rollouts)
     started = time.perf_counter()
     projections = {"as run": as_run(table, layout, prompts.rate)}
     for preset in presets:

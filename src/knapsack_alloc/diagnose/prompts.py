@@ -61,6 +61,7 @@ class PromptRegistry:
         keys: Sequence[Hashable],
         *,
         texts: Sequence[str] | None = None,
+        labels: Sequence[int | str] | None = None,
         digest: bool = False,
     ) -> NDArray[np.int64]:
         """Dense id of every key, registering new ones.
@@ -71,8 +72,11 @@ class PromptRegistry:
             One key per rollout.
         texts : sequence of str, optional
             Prompt text of each rollout, for the preview (default: the key).
+        labels : sequence of int or str, optional
+            Label of each rollout's prompt in the report (default: the key,
+            or the first 16 hex digits of its digest).
         digest : bool, default False
-            Key by a digest of the (string) key, labelled by its first 16 hex digits.
+            Key by a 128-bit digest of the (string) key.
 
         Returns
         -------
@@ -90,7 +94,12 @@ class PromptRegistry:
             if found is None:
                 found = len(self.labels)
                 self._ids[stored] = found
-                self.labels.append(stored.hex()[:16] if isinstance(stored, bytes) else key)  # type: ignore[arg-type]
+                if labels is not None:
+                    self.labels.append(labels[row])
+                elif isinstance(stored, bytes):
+                    self.labels.append(stored.hex()[:16])
+                else:
+                    self.labels.append(key)  # type: ignore[arg-type]
                 text = texts[row] if texts is not None else str(key)
                 self.previews.append(" ".join(text[: 2 * KEPT_CHARS].split())[:KEPT_CHARS])
             dense[slot] = found

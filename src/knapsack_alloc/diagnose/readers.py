@@ -109,8 +109,8 @@ class RunReader:
             self.log.reward = f"field {reward!r}"
             self.log.decoder = "msgspec" if self._verl_reader.fast else "json (standard library)"
             self.log.grouping = (
-                f"step and {'uid' if self._uid else 'prompt'}; prompts identified by "
-                f"{'index' if self._index else 'their text'}"
+                f"step and {'uid' if self._uid else 'prompt text'}; prompts matched across "
+                f"steps by their text{', labelled by index' if self._index else ''}"
             )
         reader = self._verl_reader
         for block in reader.blocks(path):
@@ -118,10 +118,10 @@ class RunReader:
                 continue
             columns = block.columns
             texts = columns["input"]
-            if self._index:
-                prompts = self.registry.ids(columns["index"], texts=texts)
-            else:
-                prompts = self.registry.ids(texts, digest=True)
+            # Prompts are matched by their text: index values repeat across the data
+            # sources of a mixed dataset, so index only labels them.
+            labels = columns["index"] if self._index else None
+            prompts = self.registry.ids(texts, labels=labels, digest=True)
             if self._uid:
                 groups = hash64([_uid_group(uid) for uid in columns["uid"]])
             else:

@@ -324,6 +324,8 @@ def _prompt_rows(result: Diagnosis) -> list[dict[str, Any]]:
             if prompts.always_solved is None
             else bool(prompts.always_solved[i]),
             "never_solved": None if prompts.never_solved is None else bool(prompts.never_solved[i]),
+            "first_step": int(prompts.first_step[i]),
+            "last_step": int(prompts.last_step[i]),
             "history": history,
             "projected_rollouts_per_step": {
                 name: float(p.prompt_rollouts[i]) for name, p in replays.items()
