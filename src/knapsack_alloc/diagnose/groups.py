@@ -62,7 +62,6 @@ class GroupAccumulator:
         self._rows = 0
         self._merged_rows = 0
         self._values: NDArray[np.float64] | None = np.empty(0)
-        self.rollouts = 0
 
     def add(self, batch: RolloutBatch) -> None:
         """Fold one batch in."""
@@ -80,7 +79,6 @@ class GroupAccumulator:
         )
         self._parts.append(part)
         self._rows += part[0].size
-        self.rollouts += rewards.size
         if self._values is not None:
             values = np.unique(np.concatenate([self._values, np.unique(rewards)]))
             self._values = values if values.size <= 2 else None

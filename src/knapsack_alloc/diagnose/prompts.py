@@ -61,7 +61,7 @@ class PromptRegistry:
         keys: Sequence[Hashable],
         *,
         texts: Sequence[str] | None = None,
-        labels: Sequence[int | str] | None = None,
+        labels: Sequence[int | str | None] | None = None,
         digest: bool = False,
     ) -> NDArray[np.int64]:
         """Dense id of every key, registering new ones.
@@ -72,9 +72,9 @@ class PromptRegistry:
             One key per rollout.
         texts : sequence of str, optional
             Prompt text of each rollout, for the preview (default: the key).
-        labels : sequence of int or str, optional
-            Label of each rollout's prompt in the report (default: the key,
-            or the first 16 hex digits of its digest).
+        labels : sequence of int, str or None, optional
+            Label of each rollout's prompt in the report (where None or not
+            given: the key, or the first 16 hex digits of its digest).
         digest : bool, default False
             Key by a 128-bit digest of the (string) key.
 
@@ -94,7 +94,7 @@ class PromptRegistry:
             if found is None:
                 found = len(self.labels)
                 self._ids[stored] = found
-                if labels is not None:
+                if labels is not None and labels[row] is not None:
                     self.labels.append(labels[row])
                 elif isinstance(stored, bytes):
                     self.labels.append(stored.hex()[:16])

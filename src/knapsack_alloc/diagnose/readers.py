@@ -104,7 +104,7 @@ class RunReader:
             if self._uid:
                 fields.append(Field("uid", "text"))
             if self._index:
-                fields.append(Field("index", "identifier"))
+                fields.append(Field("index", "identifier", required=False))
             self._verl_reader = JsonLinesReader(tuple(fields), fast=self.fast)
             self.log.reward = f"field {reward!r}"
             self.log.decoder = "msgspec" if self._verl_reader.fast else "json (standard library)"
