@@ -50,7 +50,9 @@ def test_replays_spend_every_steps_budget_within_the_bounds(run):
         total = float(projection.prompt_rollouts @ sampled)
         assert total == pytest.approx(result.rollouts)
         q = projection.rollouts_percentiles
-        assert 2 <= q["p0"] <= q["p50"] <= q["p100"] <= 24
+        assert 2 <= q["p0"] <= q["p50"] <= q["p100"]
+        if name == "bayes":  # the paper preset's fallback share is not bounded
+            assert q["p100"] <= 24
         assert 0.0 <= projection.effective_gradient_ratio <= 1.0
 
 

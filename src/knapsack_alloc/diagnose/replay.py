@@ -179,7 +179,8 @@ class Projection:
         ``p0`` (min), ``p10``, ``p50``, ``p90``, ``p100`` (max) of the
         rollouts given to a prompt in a step.
     at_max_share : float or None
-        Share of the planned groups that got ``max_rollouts`` (None for the run).
+        Share of the planned groups that got ``max_rollouts`` or more (the
+        ``paper`` preset's fallback is not bounded); None for the run.
     prompt_rollouts : numpy.ndarray of float64
         Mean rollouts per step each prompt was given (indexed by prompt id).
     """
@@ -261,6 +262,6 @@ def _projection(
         step_ratio=ratio,
         budgets=layout.budgets,
         rollouts_percentiles={f"p{q}": float(v) for q, v in zip(PERCENTILES, values, strict=True)},
-        at_max_share=None if upper is None else float(np.mean(counts == upper)),
+        at_max_share=None if upper is None else float(np.mean(counts >= upper)),
         prompt_rollouts=given / np.maximum(sampled, 1),
     )
