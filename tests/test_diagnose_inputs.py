@@ -207,6 +207,18 @@ def test_bad_json_lines_tables(tmp_path, rows, match):
             r"row 1, column 'step': 1\.0 is not an integer",
         ),
         ({"step": [1, 2], "prompt_id": ["a", "b"]}, r"missing column 'reward'"),
+        (
+            {"step": ["1", "2"], "prompt_id": ["a", "b"], "reward": [1, 0]},
+            r"row 1, column 'step': '1' is not an integer",
+        ),
+        (
+            {"step": [True, False], "prompt_id": ["a", "b"], "reward": [1, 0]},
+            r"row 1, column 'step': True is not an integer",
+        ),
+        (
+            {"step": [1, 2], "prompt_id": [1.5, 2.5], "reward": [1, 0]},
+            r"row 1, column 'prompt_id': 1\.5 is not a prompt id",
+        ),
     ],
 )
 def test_bad_parquet_tables(tmp_path, columns, match):

@@ -65,7 +65,8 @@ class TableBlock:
                 pass
         for index, cell in enumerate(cells):
             try:
-                if not isinstance(cell, (int, str)) or isinstance(cell, bool):
+                parsable = isinstance(cell, int) or (self.text and isinstance(cell, str))
+                if not parsable or isinstance(cell, bool):
                     raise ValueError(cell)
                 np.int64(int(cell))
             except (TypeError, ValueError, OverflowError):
