@@ -44,3 +44,21 @@ def verl(session: nox.Session) -> None:
 def openrlhf(session: nox.Session) -> None:
     """Test the OpenRLHF adapter against real ``Experience`` objects."""
     _run_framework_tests(session, "openrlhf")
+
+
+@nox.session(name="learning")
+def learning(session: nox.Session) -> None:
+    """Train a tiny Llama with GRPO under each allocation policy (see docs/evidence.md).
+
+    ``nox -s learning -- [--quick] [--seeds K] [--steps S] [--json PATH]
+    [--plot PATH.png] [--device cuda]``: the harness's toy-size tests first,
+    then the experiment with these arguments.
+    """
+    session.run(
+        "bash", str(ROOT / "integrations" / "trl" / "install.sh"), session.bin, external=True
+    )
+    session.install("-e", f"{ROOT}[plot]", "pytest")
+    env = {"HF_HUB_OFFLINE": "1"}
+    tests = str(ROOT / "benchmarks" / "learning" / "tests")
+    session.run("python", "-m", "pytest", tests, "-q", "-p", "no:cacheprovider", env=env)
+    session.run("python", "-m", "benchmarks.learning", *session.posargs, env=env)
