@@ -119,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m benchmarks.learning", *(argv or sys.argv[1:])]),
         "settings": settings.as_dict(),
         "seeds": seeds,
-        "checks": {
-            "equal_rollouts_per_step": True,
-            "same_prompts_per_step": True,
-            "same_initial_weights": True,
-        },
+        # check_fairness raised if any of these did not hold.
+        "checks_passed": [
+            "each run spent its policy's budget in every step, on the groups it planned",
+            "the policies of a seed trained on the same prompts in every step",
+            "the policies of a seed started from the same weights",
+        ],
         "policies": {
             policy.name: summary.policy_entry(policy, records, settings, seeds)
             for policy in POLICIES

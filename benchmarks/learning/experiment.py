@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -30,6 +31,10 @@ def _warm_kernels() -> None:
 def _init_worker(threads: int) -> None:
     import torch
 
+    # transformers 5 deprecates names TRL 1.16 still calls, once per trainer.
+    warnings.filterwarnings(
+        "ignore", r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated", FutureWarning
+    )
     torch.set_num_threads(threads)
     _warm_kernels()
 

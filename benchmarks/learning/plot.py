@@ -43,7 +43,7 @@ def write_plot(document: dict[str, Any], path: Path) -> None:
         (axes[0, 1], "mean_success", "mean true success vs rollouts spent", True),
         (axes[0, 2], "solved", "prompts solved (p > 0.5)", False),
         (axes[1, 0], "effective_ratio", f"effective-gradient ratio ({window}-step mean)", False),
-        (axes[1, 1], "largest_group", "largest group (rollouts)", False),
+        (axes[1, 1], "largest_group", f"largest group (rollouts, {window}-step mean)", False),
         (axes[1, 2], "heldout_success", "held-out prompts (never trained): mean success", False),
     ]
     start = {
@@ -58,7 +58,7 @@ def write_plot(document: dict[str, Any], path: Path) -> None:
         for policy, entry in policies.items():
             mean = np.asarray(entry["series"][name]["mean"], dtype=float)
             std = np.asarray(entry["series"][name]["std"], dtype=float)
-            if name == "effective_ratio":
+            if name in ("effective_ratio", "largest_group"):
                 mean = _smooth(mean, window)
                 std = np.zeros_like(mean)
             if name in start:

@@ -38,10 +38,13 @@ def print_report(document: dict[str, Any]) -> None:
             f"{name} effective-gradient ratio / uniform's: "
             f"{policies[name]['effective_gradient_ratio'] / uniform:.2f}"
         )
-    for target, budgets in document["compute_to_match"].items():
-        parts = []
-        for budget, entry in budgets.items():
-            mean = entry["mean_curves"]
-            reach = "not reached" if mean["step"] is None else f"{mean['ratio']:.2f}x rollouts"
-            parts.append(f"{budget}: {reach} ({entry['reached']}/{entry['seeds']} seeds)")
-        print(f"uniform to reach {target}'s final success: " + "; ".join(parts))
+    for target, match in document["compute_to_match"].items():
+        print(f"rollouts uniform needs to reach {target}'s success, as a multiple of {target}'s:")
+        for step, budgets in match["by_step"].items():
+            goal = next(iter(budgets.values()))["mean_curves"]["target_success"]
+            parts = []
+            for budget, entry in budgets.items():
+                mean = entry["mean_curves"]
+                reach = "never" if mean["step"] is None else f"{mean['ratio']:.2f}x"
+                parts.append(f"{budget} {reach} ({entry['reached']}/{entry['seeds']} seeds)")
+            print(f"  step {step:>4} (success {goal:.3f}): " + ", ".join(parts))

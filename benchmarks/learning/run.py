@@ -31,21 +31,34 @@ SERIES = (
     "special_mass",
     "batch_delta",
     "offbatch_delta",
+    "rewards",
+    "expected_rewards",
+    "reward_variance",
+    "allocator_s",
     "wall_s",
 )
 
 
 class RecordingAllocator(KnapsackAllocator):
-    """The library's allocator, keeping the prompts and counts of every plan."""
+    """The library's allocator, keeping every plan and the seconds spent in it."""
 
     def __init__(self, preset: str) -> None:
         super().__init__(preset)
         self.plans: list[tuple[NDArray[np.int64], NDArray[np.int64], int]] = []
+        self.seconds = 0.0
 
     def plan(self, prompt_ids: Any, budget: Any, costs: Any = None) -> Any:
+        started = time.perf_counter()
         result = super().plan(prompt_ids, budget, costs)
+        self.seconds += time.perf_counter() - started
         self.plans.append((np.asarray(prompt_ids, dtype=np.int64), result.counts.copy(), budget))
         return result
+
+    def update(self, rollout_prompt_ids: Any, rewards: Any, costs: Any = None) -> Any:
+        started = time.perf_counter()
+        metrics = super().update(rollout_prompt_ids, rewards, costs)
+        self.seconds += time.perf_counter() - started
+        return metrics
 
 
 @dataclass
@@ -62,11 +75,12 @@ class RunRecord:
     batches : list of numpy.ndarray
         The unique prompt ids of each step's batch, in batch order.
     series : dict of str to list of float
-        One value per step for every name in `SERIES`.
-    rewards, expected_rewards, reward_variance : float
-        Sum over all rollouts of the reward, of its exact success
-        probability when it was sampled, and of ``p (1 - p)``: a check that
-        the exact success rates are the sampling probabilities.
+        One value per step for every name in `SERIES`. ``rewards``,
+        ``expected_rewards`` and ``reward_variance`` are the step's sums over
+        rollouts of the reward, of its exact success probability when it was
+        sampled, and of ``p (1 - p)``: a check that the exact success rates
+        are the sampling probabilities. ``allocator_s`` is the time spent in
+        the allocator's ``plan`` and ``update``.
     set_sizes : list of int
         Answer-set size of every prompt (training prompts first).
     setup_s : float
@@ -79,16 +93,14 @@ class RunRecord:
     final_success: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     batches: list[NDArray[np.int64]] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SERIES})
-    rewards: float = 0.0
-    expected_rewards: float = 0.0
-    reward_variance: float = 0.0
     set_sizes: list[int] = field(default_factory=list)
     setup_s: float = 0.0
 
     @property
     def success_z(self) -> float:
         """``(rewards - expected) / sd``: near 0 when the exact rates are the sampling rates."""
-        return (self.rewards - self.expected_rewards) / max(self.reward_variance, 1e-12) ** 0.5
+        excess = sum(self.series["rewards"]) - sum(self.series["expected_rewards"])
+        return float(excess / max(sum(self.series["reward_variance"]), 1e-12) ** 0.5)
 
 
 class BudgetError(AssertionError):
@@ -110,10 +122,17 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
     """Trainer callback: after every optimiser step, read the step's rollouts and the new rates."""
 
     def __init__(
-        self, record: RunRecord, reward: Reward, population: Population, tokenizer: Any, budget: int
+        self,
+        record: RunRecord,
+        reward: Reward,
+        population: Population,
+        tokenizer: Any,
+        budget: int,
+        allocator: RecordingAllocator | None,
     ) -> None:
         self.record, self.reward, self.population = record, reward, population
-        self.tokenizer, self.budget = tokenizer, budget
+        self.tokenizer, self.budget, self.allocator = tokenizer, budget, allocator
+        self.allocator_seconds = 0.0
         self.before = record.initial_success
         self.started = 0.0
 
@@ -141,6 +160,8 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
         in_batch = np.zeros(train, dtype=np.bool_)
         in_batch[prompts] = True
         delta = after[:train] - self.before[:train]
+        p_rollouts = self.before[ids]
+        spent = 0.0 if self.allocator is None else self.allocator.seconds
         row = {
             "rollouts": float(ids.size),
             "effective_ratio": float(counts[mixed].sum() / ids.size),
@@ -155,16 +176,17 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
             "special_mass": float(special.mean()),
             "batch_delta": float(delta[in_batch].mean()),
             "offbatch_delta": float(delta[~in_batch].mean()) if (~in_batch).any() else np.nan,
+            "rewards": float(rewards.sum()),
+            "expected_rewards": float(p_rollouts.sum()),
+            "reward_variance": float((p_rollouts * (1.0 - p_rollouts)).sum()),
+            "allocator_s": spent - self.allocator_seconds,
             "wall_s": wall,
         }
         for name, value in row.items():
             self.record.series[name].append(value)
         self.record.batches.append(prompts)
-        p_rollouts = self.before[ids]
-        self.record.rewards += float(rewards.sum())
-        self.record.expected_rewards += float(p_rollouts.sum())
-        self.record.reward_variance += float((p_rollouts * (1.0 - p_rollouts)).sum())
         self.before = after
+        self.allocator_seconds = spent
 
 
 def _config(settings: Settings, policy: Policy, seed: int, output_dir: str) -> Any:
@@ -231,7 +253,7 @@ def train(settings: Settings, policy: Policy, seed: int, population: Population)
             trainer = KnapsackGRPOTrainer(**kwargs, allocator=allocator)
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(
-            _Measure(record, reward, population, tokenizer, policy.budget(settings))
+            _Measure(record, reward, population, tokenizer, policy.budget(settings), allocator)
         )
         record.setup_s = time.perf_counter() - started
         trainer.train()

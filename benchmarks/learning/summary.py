@@ -29,6 +29,7 @@ FIGURES = (
     "rollouts",
     "max_group",
     "wall_s",
+    "allocator_s",
     "success_z",
 )
 
@@ -64,6 +65,7 @@ def run_figures(run: RunRecord, settings: Settings) -> dict[str, float]:
         "rollouts": float(np.sum(series["rollouts"])),
         "max_group": float(np.max(series["largest_group"])),
         "wall_s": float(np.sum(series["wall_s"])),
+        "allocator_s": float(np.sum(series["allocator_s"])),
         "success_z": run.success_z,
     }
 
@@ -86,6 +88,10 @@ def first_reach(curve: Sequence[float], target: float) -> int | None:
     return int(hits[0]) + 1 if hits.size else None
 
 
+#: Fractions of the run at which compute-to-match is also reported.
+CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
+
+
 def compute_to_match(
     records: dict[tuple[str, int], RunRecord],
     settings: Settings,
@@ -93,41 +99,52 @@ def compute_to_match(
     targets: Sequence[Policy] = COMPARED[1:],
     uniforms: Sequence[Policy] = (COMPARED[0], *LARGER_UNIFORM),
 ) -> dict[str, Any]:
-    """Rollouts each uniform budget needs to reach each target policy's final success.
+    """Rollouts each uniform budget needs to reach each target policy's success.
 
-    Per seed, and on the curves averaged over seeds. ``ratio`` is those
-    rollouts divided by the target run's rollouts; None means uniform at that
-    budget never reached the target within the run.
+    ``final`` is the success the target reached at its last step (the
+    headline figure); ``by_step`` repeats it for the success the target had
+    after each `CHECKPOINTS` fraction of its steps. Each entry is given per
+    seed and on the curves averaged over seeds; ``ratio`` is the rollouts
+    uniform needed divided by the rollouts the target had spent, and None
+    means uniform at that budget never got there within the run.
     """
     result: dict[str, Any] = {}
     for target in targets:
-        entry: dict[str, Any] = {}
-        target_runs = [records[target.name, seed] for seed in seeds]
-        target_rollouts = float(np.sum(target_runs[0].series["rollouts"]))
-        goal_mean = float(np.mean([run.series["mean_success"][-1] for run in target_runs]))
-        for uniform in uniforms:
-            per_seed = []
-            for seed, run in zip(seeds, target_runs, strict=True):
-                goal = run.series["mean_success"][-1]
-                step = first_reach(records[uniform.name, seed].series["mean_success"], goal)
-                per_seed.append(_reach(step, uniform, settings, target_rollouts, goal))
-            mean_curve = np.mean(
-                [records[uniform.name, seed].series["mean_success"] for seed in seeds], axis=0
-            )
-            entry[uniform.name] = {
-                "per_seed": per_seed,
-                "reached": sum(item["step"] is not None for item in per_seed),
-                "seeds": len(seeds),
-                "mean_curves": _reach(
-                    first_reach(mean_curve, goal_mean),
-                    uniform,
-                    settings,
-                    target_rollouts,
-                    goal_mean,
-                ),
-            }
-        result[target.name] = entry
+        steps = sorted({max(1, round(f * settings.steps)) for f in CHECKPOINTS})
+        by_step = {
+            str(step): _match_at(step, target, uniforms, records, settings, seeds) for step in steps
+        }
+        result[target.name] = {"final": by_step[str(settings.steps)], "by_step": by_step}
     return result
+
+
+def _match_at(
+    step: int,
+    target: Policy,
+    uniforms: Sequence[Policy],
+    records: dict[tuple[str, int], RunRecord],
+    settings: Settings,
+    seeds: Sequence[int],
+) -> dict[str, Any]:
+    spent = step * target.budget(settings)
+    goals = [records[target.name, seed].series["mean_success"][step - 1] for seed in seeds]
+    entry: dict[str, Any] = {}
+    for uniform in uniforms:
+        curves = [records[uniform.name, seed].series["mean_success"] for seed in seeds]
+        per_seed = [
+            _reach(first_reach(curve, goal), uniform, settings, spent, goal)
+            for curve, goal in zip(curves, goals, strict=True)
+        ]
+        goal = float(np.mean(goals))
+        entry[uniform.name] = {
+            "per_seed": per_seed,
+            "reached": sum(item["step"] is not None for item in per_seed),
+            "seeds": len(seeds),
+            "mean_curves": _reach(
+                first_reach(np.mean(curves, axis=0), goal), uniform, settings, spent, goal
+            ),
+        }
+    return entry
 
 
 def _reach(
@@ -202,14 +219,14 @@ def policy_entry(
 
 
 def _clean(value: Any) -> Any:
-    """JSON-ready: NaN to None, floats rounded to 7 significant digits."""
+    """JSON-ready: NaN to None, floats rounded to 6 significant digits."""
     if isinstance(value, dict):
         return {key: _clean(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(item) for item in value]
     if isinstance(value, (float, np.floating)):
         number = float(value)
-        return None if not math.isfinite(number) else float(f"{number:.7g}")
+        return None if not math.isfinite(number) else float(f"{number:.6g}")
     if isinstance(value, np.integer):
         return int(value)
     return value
@@ -221,7 +238,7 @@ def write_json(document: dict[str, Any], path: Path) -> None:
     handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(_clean(document), stream, indent=1, allow_nan=False)
+            json.dump(_clean(document), stream, separators=(",", ":"), allow_nan=False)
             stream.write("\n")
         os.replace(scratch, path)
     except BaseException:

@@ -214,7 +214,11 @@ def test_compute_to_match_counts_rollouts_to_the_target():
         record.series["rollouts"] = [float(policy.budget(settings))] * 4
         records[policy.name, 0] = record
     result = compute_to_match(records, settings, [0])
-    paper = result["knapsack-paper"]
+    assert set(result["knapsack-paper"]["by_step"]) == {"1", "2", "3", "4"}
+    # Halfway, paper had 0.3 after 2 x 32 rollouts; uniform-2x had 0.3 after 1 x 64.
+    half = result["knapsack-paper"]["by_step"]["2"]["uniform-2x"]["per_seed"][0]
+    assert (half["step"], half["rollouts"], half["ratio"]) == (1, 64, 1.0)
+    paper = result["knapsack-paper"]["final"]
     assert paper["uniform"]["per_seed"][0]["step"] is None
     assert paper["uniform"]["reached"] == 0
     assert paper["uniform-1.5x"]["per_seed"][0] == {
@@ -226,7 +230,7 @@ def test_compute_to_match_counts_rollouts_to_the_target():
     assert paper["uniform-2x"]["per_seed"][0]["step"] == 3
     assert paper["uniform-2x"]["per_seed"][0]["rollouts"] == 3 * 64
     assert paper["uniform-2x"]["per_seed"][0]["ratio"] == pytest.approx(3 * 64 / (4 * 32))
-    bayes = result["knapsack-bayes"]
+    bayes = result["knapsack-bayes"]["final"]
     assert bayes["uniform"]["per_seed"][0]["step"] == 4
     assert bayes["uniform-1.5x"]["per_seed"][0]["step"] == 2
 
