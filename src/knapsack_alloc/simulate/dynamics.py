@@ -59,7 +59,7 @@ class LearningModel:
         """True when nothing ever moves."""
         return self.learning_rate == 0.0
 
-    def apply(self, success: NDArray[np.float64], learned: NDArray[np.int64]) -> float:
+    def apply(self, success: NDArray[np.float64], learned: NDArray[np.int64]) -> None:
         """Apply one step's updates to ``success`` in place.
 
         Parameters
@@ -69,14 +69,9 @@ class LearningModel:
         learned : numpy.ndarray of int64
             Prompt index of each trained group that had a gradient (repeats
             apply one step each).
-
-        Returns
-        -------
-        float
-            The direct gain, ``sum learning_rate * p (1 - p)^2`` over ``learned``.
         """
         if self.static or learned.size == 0:
-            return 0.0
+            return
         p = success[learned]
         steps = self.learning_rate * p * (1.0 - p) ** 2
         np.add.at(success, learned, steps)
@@ -85,7 +80,8 @@ class LearningModel:
         if self.transfer > 0.0 and gain > 0.0:
             spread = float(success @ (1.0 - success))
             if spread > 0.0:
-                factor = np.exp(self.transfer * gain / spread)
-                scaled = success * factor
-                success[:] = scaled / (1.0 - success + scaled)
-        return gain
+                # p e^d / (1 - p + p e^d), written so that a huge d (almost every prompt
+                # stuck at 0 or 1) sends movable prompts to 1 without overflow.
+                shrink = np.exp(-self.transfer * gain / spread)
+                np.divide(success, success + (1.0 - success) * shrink, out=success,
+                          where=success > 0.0)  # fmt: skip

@@ -89,7 +89,7 @@ class Groups:
         return int(self.sizes.sum())
 
     def select(self, which: NDArray[np.bool_] | NDArray[np.int64] | slice) -> Groups:
-        """The groups picked by a mask, an index array or a slice."""
+        """Return the groups picked by a mask, an index array or a slice."""
         return Groups(self.prompts[which], self.sizes[which], self.successes[which])
 
     @staticmethod
@@ -204,8 +204,9 @@ class Environment:
         within = np.arange(size) - starts[group]
         earlier = _earlier_in_call(prompts, counts)
         ranks = self._ranks[rollout_prompts] + earlier[group] + within
-        rewards = common_uniforms(self._seed, self._step, rollout_prompts, ranks) < (
-            self._success[rollout_prompts]
+        rewards = (
+            common_uniforms(self._seed, self._step, rollout_prompts, ranks)
+            < (self._success[rollout_prompts])
         )
         np.add.at(self._ranks, prompts, counts)
         self._touched.append(prompts)

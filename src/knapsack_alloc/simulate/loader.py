@@ -44,7 +44,7 @@ class Loader:
         return self.taken // self._prompts
 
     def take(self, count: int) -> NDArray[np.int64]:
-        """The next ``count`` prompt indices of the stream."""
+        """Return the next ``count`` prompt indices of the stream."""
         pieces = []
         while count > 0:
             if self._position == self._order.size:

@@ -152,7 +152,10 @@ class DynamicSampling(Policy):
         return StepResult(
             generated=generated,
             trained=trained,
-            extras={"dropped_groups": float(dropped), "waiting_groups": float(len(self._batch.waiting))},
+            extras={
+                "dropped_groups": float(dropped),
+                "waiting_groups": float(len(self._batch.waiting)),
+            },
         )
 
 
@@ -231,7 +234,8 @@ class SelectiveRollout(Policy):
                 move = -self.STEP if share >= self.targets[kind] else self.STEP
                 self.explore[kind] = min(max(self.explore[kind] + move, self.BOUNDS[0]),
                                          self.BOUNDS[1])  # fmt: skip
-        trained, dropped = self._batch.add(generated, max(1, round(context.batch_size / self.oversample)))
+        size = max(1, round(context.batch_size / self.oversample))
+        trained, dropped = self._batch.add(generated, size)
         return StepResult(
             generated=generated,
             trained=trained,
@@ -328,7 +332,7 @@ POLICIES: dict[str, Any] = {
 
 
 def make_policy(name: str) -> Policy:
-    """A fresh built-in policy by name (see :data:`POLICIES`)."""
+    """Return a fresh built-in policy by name (see :data:`POLICIES`)."""
     if name not in POLICIES:
         listed = ", ".join(POLICIES)
         raise InvalidArgumentError(f"unknown policy {name!r}; the built-in policies are: {listed}.")

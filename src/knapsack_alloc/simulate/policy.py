@@ -68,7 +68,7 @@ class StepContext:
     rng: np.random.Generator
 
     def take(self, count: int) -> NDArray[np.int64]:
-        """The next ``count`` prompts from the data loader."""
+        """Return the next ``count`` prompts from the data loader."""
         return self.loader.take(count)
 
     def rollout(

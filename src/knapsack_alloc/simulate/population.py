@@ -48,7 +48,7 @@ class Component:
     b: float | None
 
     def describe(self) -> str:
-        """The component in spec syntax."""
+        """Return the component in spec syntax."""
         shape = f"point({self.a:g})" if self.b is None else f"beta({self.a:g},{self.b:g})"
         return f"{self.weight:g}*{shape}"
 
@@ -93,9 +93,7 @@ def parse_mixture(spec: str) -> tuple[Component, ...]:
                 f"population term {term.strip()!r}: beta(a,b) takes two numbers > 0."
             )
         if weight <= 0.0:
-            raise InvalidArgumentError(
-                f"population term {term.strip()!r}: the weight must be > 0."
-            )
+            raise InvalidArgumentError(f"population term {term.strip()!r}: the weight must be > 0.")
         components.append(Component(weight, first, second))
     total = sum(c.weight for c in components)
     return tuple(Component(c.weight / total, c.a, c.b) for c in components)
@@ -251,7 +249,7 @@ class Population:
         return spec if spec == self.name else f"{self.name} = {spec}"
 
     def draw(self, seed: int) -> NDArray[np.float64]:
-        """Initial success probabilities for a run with ``seed`` (a new array)."""
+        """Return the initial success probabilities of a run with ``seed`` (a new array)."""
         if self.components is not None:
             rng = np.random.default_rng([seed, _POPULATION_STREAM])
             return draw_mixture(self.components, self.size, rng)

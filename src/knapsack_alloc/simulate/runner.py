@@ -29,7 +29,7 @@ SERIES = (
     "rollouts_p90",
     "rollouts_max",
     "mean_success",
-    "learning",
+    "infogain",
 )
 _PROGRESS_EVERY = 10
 
@@ -48,7 +48,9 @@ class RunResult:
         The run's seed.
     series : dict of str to numpy.ndarray
         One value per step; see :data:`SERIES`. ``mean_success`` is the
-        population's mean true success probability after the step's update.
+        population's mean true success probability after the step's update;
+        ``infogain`` is ``sum p (1 - p)^2`` over the trained groups with a
+        gradient (the paper's value realised, whatever the learning rate).
     initial_mean_success : float
         The population's mean success probability before the first step.
     rollouts : int
@@ -80,7 +82,7 @@ class RunResult:
 
 
 def policy_seed(seed: int, name: str) -> np.random.Generator:
-    """The random stream of policy ``name`` in the run with ``seed``."""
+    """Return the random stream of policy ``name`` in the run with ``seed``."""
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
@@ -132,10 +134,12 @@ def run_policy(
             )
         trained = result.trained
         gradient = trained.has_gradient
-        learning = scenario.model.apply(success, trained.prompts[gradient])
+        learned = trained.prompts[gradient]
+        before = success[learned]
+        scenario.model.apply(success, learned)
         _record(series, step, result.generated.sizes, environment.spent, trained, gradient)
         series["mean_success"][step] = success.mean()
-        series["learning"][step] = learning
+        series["infogain"][step] = before @ (1.0 - before) ** 2
         for key, value in result.extras.items():
             series.setdefault(f"extra_{key}", np.zeros(steps))[step] = value
         done += 1

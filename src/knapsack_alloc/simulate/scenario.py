@@ -62,11 +62,11 @@ class Scenario:
             )
 
     def with_budget(self, budget: int) -> Scenario:
-        """The same scenario with another per-step budget."""
+        """Return the same scenario with another per-step budget."""
         return Scenario(self.population, self.batch_size, budget, self.steps, self.model)
 
     def describe(self) -> dict[str, object]:
-        """The settings as plain values (for reports)."""
+        """Return the settings as plain values (for reports)."""
         return {
             "population": self.population.describe(),
             "prompts": self.population.size,
