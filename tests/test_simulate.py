@@ -396,3 +396,29 @@ def test_groups_concat_and_select():
     both = Groups.concat([a, a.select(np.array([False, True]))])
     assert both.prompts.tolist() == [1, 2, 2] and both.rollouts == 11
     assert both.has_gradient.tolist() == [False, True, True]
+
+
+def test_a_policy_that_cannot_be_pickled_gets_a_clear_error_with_jobs():
+    class Local(Policy):
+        name = "local"
+
+        def step(self, context):
+            return make_policy("uniform").step(context)
+
+    with pytest.raises(InvalidArgumentError, match="policy 'local' cannot be sent to worker"):
+        simulate(scenario(steps=2), ["uniform", Local()], jobs=2)
+    assert simulate(scenario(steps=2), ["uniform", Local()], jobs=1).policies["local"]
+
+
+def test_the_documented_custom_policy_runs():
+    import pathlib
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "simulator.md").read_text()
+    block = text.split("### Adding a policy", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"__name__": "docs_example"}
+    exec(compile(block, "docs/simulator.md", "exec"), namespace)
+    report = simulate(scenario(steps=20), ["uniform", namespace["RetryFailures"]()], jobs=1)
+    result = report.policies["retry-failures"].runs[0]
+    # Half the budget evenly (4 x 32), the rest in whole shares to the prompts that failed.
+    assert 128 * 20 < result.rollouts <= 256 * 20
+    assert result.summary()["max_rollouts"] > 8

@@ -223,8 +223,8 @@ def _print_report(report: Any) -> None:
         + (f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds, mean ± s.d.")
     ]
     matches = report.to_dict().get("compute_to_match", {})
-    header = ["policy", "eff. ratio", "vs uniform", "grad. prompts/step", "max N",
-              "final success", "rollouts"]  # fmt: skip
+    header = ["policy", "eff. ratio", "vs uniform", "grad. prompts/step", "InfoGain/step",
+              "max N", "final success", "rollouts"]  # fmt: skip
     if matches:
         header.append("uniform budget to match")
     uniform = report.policies.get("uniform")
@@ -242,6 +242,7 @@ def _print_report(report: Any) -> None:
             cell("effective_gradient_ratio", 3),
             f"{s['effective_gradient_ratio'] / base:.2f}x" if base else "-",
             cell("prompts_with_gradient", 1),
+            cell("infogain_per_step", 2),
             f"{s['max_rollouts']:.0f}",
             cell("final_mean_success", 4),
             f"{s['rollouts']:,.0f}",
@@ -271,6 +272,7 @@ def _print_report(report: Any) -> None:
     for row in rows:
         table.add_row(*row)
     console = Console()
+    console.width = max(console.width, 160)
     console.print(table)
     console.print(lines[1], style="dim")
     sys.stdout.flush()

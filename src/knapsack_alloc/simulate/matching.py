@@ -20,7 +20,7 @@ from knapsack_alloc.simulate.runner import Progress, Task, run_tasks
 from knapsack_alloc.simulate.scenario import Scenario
 
 #: Budgets tried first, as multiples of the scenario's budget.
-GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 #: Bisection stops when the bracket is at most this share of the budget wide.
 PRECISION = 0.01
 

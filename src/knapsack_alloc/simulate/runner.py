@@ -74,6 +74,7 @@ class RunResult:
             if spent
             else 0.0,
             "prompts_with_gradient": float(s["prompts_with_gradient"].mean()),
+            "infogain_per_step": float(s["infogain"].mean()),
             "max_rollouts": float(s["rollouts_max"].max()),
             "initial_mean_success": self.initial_mean_success,
             "final_mean_success": float(s["mean_success"][-1]),
@@ -201,6 +202,7 @@ def run_tasks(
     """
     if jobs <= 1 or len(tasks) <= 1:
         return [run_policy(t.scenario, t.policy, t.seed, progress) for t in tasks]
+    _check_picklable(tasks)
     import multiprocessing
     import queue as queue_module
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -231,6 +233,21 @@ def run_tasks(
         results = [future.result() for future in futures]
     drain()
     return results
+
+
+def _check_picklable(tasks: Sequence[Task]) -> None:
+    """Fail early, naming the policy, if a task cannot be sent to a worker process."""
+    import pickle
+
+    for task in tasks:
+        try:
+            pickle.dumps(task.policy)
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"policy {task.policy.name!r} cannot be sent to worker processes ({error}); "
+                "define its class at module level (not in a function or __main__ of an "
+                "interactive session), or run with jobs=1."
+            ) from None
 
 
 _UPDATES: object = None
