@@ -13,7 +13,14 @@ Run with ``python -m pytest benchmarks/bench_simulate.py --benchmark-only``.
 
 import pytest
 
-from knapsack_alloc.simulate import POLICIES, Population, Scenario, make_policy, run_policy, simulate
+from knapsack_alloc.simulate import (
+    POLICIES,
+    Population,
+    Scenario,
+    make_policy,
+    run_policy,
+    simulate,
+)
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -43,6 +43,13 @@ class Uniform(Policy):
         return StepResult(generated=groups, trained=groups)
 
 
+def _over_sampling(name: str, value: Any) -> float:
+    factor = real_scalar(name, value)
+    if factor < 1.0:
+        raise InvalidArgumentError(f"{name} == {value!r}, must be >= 1 (1: no over-sampling).")
+    return factor
+
+
 class Knapsack(Policy):
     """:class:`~knapsack_alloc.KnapsackAllocator` with a preset, as a trainer would use it.
 
@@ -51,19 +58,27 @@ class Knapsack(Policy):
     enough history (``default_rollouts``) are the uniform share
     ``budget // batch_size``, the paper's default ``N``, unless given.
 
+    With ``oversample > 1`` the plan covers ``oversample * batch_size``
+    prompts from the loader and prompts planned 0 rollouts are skipped (pass
+    ``min_rollouts=0`` so the allocator may do so): the optimiser then picks
+    the prompts as well as their rollouts.
+
     Parameters
     ----------
     preset : {'paper', 'bayes'}
         The allocator preset.
+    oversample : float, default 1
+        Prompts planned per prompt of a batch.
     **params
         Passed to :class:`~knapsack_alloc.KnapsackAllocator`.
     """
 
-    def __init__(self, preset: str = "paper", **params: Any) -> None:
+    def __init__(self, preset: str = "paper", oversample: float = 1.0, **params: Any) -> None:
         from knapsack_alloc.allocator import KnapsackAllocator
 
         KnapsackAllocator(preset, **params)  # fail now on a bad preset or parameter
-        self.name = f"knapsack-{preset}"
+        self.oversample = _over_sampling("oversample", oversample)
+        self.name = f"knapsack-{preset}" + (f"-x{oversample:g}" if oversample != 1 else "")
         self.preset = preset
         self.params = params
         self._allocator: Any = None
@@ -77,10 +92,12 @@ class Knapsack(Policy):
             if self.preset == "paper":
                 params.setdefault("default_rollouts", group_size(context))
             self._allocator = KnapsackAllocator(self.preset, **params)
-        prompts = context.take(context.batch_size)
+        prompts = context.take(round(context.batch_size * self.oversample))
         plan = self._allocator.plan(prompts, context.budget)
-        groups, rewards = context.rollout(prompts, plan.counts)
-        self._allocator.update(np.repeat(prompts, plan.counts), rewards)
+        sampled = plan.counts > 0
+        prompts, counts = prompts[sampled], plan.counts[sampled]
+        groups, rewards = context.rollout(prompts, counts)
+        self._allocator.update(np.repeat(prompts, counts), rewards)
         return StepResult(
             generated=groups,
             trained=groups,
@@ -107,13 +124,6 @@ class _TrainBatch:
         batch, dropped = self.waiting.select(slice(0, size)), len(self.waiting) - size
         self.waiting = EMPTY_GROUPS
         return batch, dropped
-
-
-def _over_sampling(name: str, value: Any) -> float:
-    factor = real_scalar(name, value)
-    if factor < 1.0:
-        raise InvalidArgumentError(f"{name} == {value!r}, must be >= 1 (1: no over-sampling).")
-    return factor
 
 
 class DynamicSampling(Policy):
