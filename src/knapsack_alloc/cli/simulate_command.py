@@ -113,7 +113,11 @@ def add_parser(commands: Any) -> None:
         help="run seeds S..S+K-1 and report mean and spread (default 1)",
     )
     parser.add_argument(
-        "--jobs", type=int, metavar="J", help="worker processes (default: one per CPU)"
+        "--jobs",
+        type=int,
+        metavar="J",
+        help="worker processes (default: one per CPU with --seeds above 1 or "
+        "--compute-to-match, else 1)",
     )
     parser.add_argument(
         "--compute-to-match",

@@ -88,8 +88,9 @@ def simulate(
     seeds : sequence of int, default (0,)
         One run per policy and seed.
     jobs : int, optional
-        Worker processes (default: the number of CPUs, at most one per run);
-        results do not depend on it.
+        Worker processes; results do not depend on it. Default: one per CPU
+        with several seeds or ``match``, else 1 (starting a worker costs
+        about 2 s, more than a single seed's policies gain from it).
     match : bool, default False
         Also find the uniform budget that matches each policy's final mean
         success (see :func:`compute_to_match`).
@@ -109,14 +110,15 @@ def simulate(
     if not objects or not seeds:
         raise InvalidArgumentError("simulate needs at least one policy and one seed.")
     tasks = [Task(scenario, policy, int(seed)) for policy in objects for seed in seeds]
-    cpus = jobs if jobs is not None else os.cpu_count() or 1
-    workers = min(cpus, len(tasks))
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if len(seeds) > 1 or match else 1
+    workers = min(jobs, len(tasks))
     runs = run_tasks(tasks, workers, progress)
     reports = {
         name: PolicyReport(name, tuple(runs[i * len(seeds) : (i + 1) * len(seeds)]))
         for i, name in enumerate(names)
     }
-    matches = compute_to_match(scenario, list(reports.values()), cpus, progress) if match else ()
+    matches = compute_to_match(scenario, list(reports.values()), jobs, progress) if match else ()
     return Report(
         scenario=scenario,
         seeds=tuple(int(s) for s in seeds),

@@ -78,10 +78,13 @@ class LearningModel:
         np.minimum(success, 1.0, out=success)
         gain = float(steps.sum())
         if self.transfer > 0.0 and gain > 0.0:
-            spread = float(success @ (1.0 - success))
+            # A plain sum, not a dot product: BLAS threads slow large populations down.
+            spread = float(np.sum(success * (1.0 - success)))
             if spread > 0.0:
-                # p e^d / (1 - p + p e^d), written so that a huge d (almost every prompt
-                # stuck at 0 or 1) sends movable prompts to 1 without overflow.
+                # p e^d / (1 - p + p e^d) = p / (p + (1 - p) e^-d); when e^-d underflows
+                # (almost every prompt stuck at 0 or 1) every movable prompt goes to 1.
                 shrink = np.exp(-self.transfer * gain / spread)
-                np.divide(success, success + (1.0 - success) * shrink, out=success,
-                          where=success > 0.0)  # fmt: skip
+                if shrink > 0.0:
+                    success /= success + (1.0 - success) * shrink
+                else:
+                    success[:] = success > 0.0
