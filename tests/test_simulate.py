@@ -422,3 +422,12 @@ def test_the_documented_custom_policy_runs():
     # Half the budget evenly (4 x 32), the rest in whole shares to the prompts that failed.
     assert 128 * 20 < result.rollouts <= 256 * 20
     assert result.summary()["max_rollouts"] > 8
+
+
+def test_module_docstring_example():
+    import doctest
+
+    import knapsack_alloc.simulate as module
+
+    failures, attempted = doctest.testmod(module, verbose=False)
+    assert attempted > 0 and failures == 0
