@@ -41,6 +41,9 @@ def test_end_to_end_with_json_and_plot(tmp_path):
     png = figure.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".simulate-")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert figure.stat().st_mode & 0o777 == report.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_seeds_report_mean_and_spread_in_parallel(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.simulate.report import Report
+from knapsack_alloc.simulate.report import Report, replace_file
 
 _PANELS = (
     ("effective_ratio", "effective-gradient ratio", "share of rollouts in groups with a gradient"),
@@ -178,7 +178,7 @@ def _save(figure: Any, path: str | os.PathLike[str]) -> None:
     os.close(descriptor)
     try:
         figure.savefig(temporary, dpi=110)
-        os.replace(temporary, path)
+        replace_file(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise

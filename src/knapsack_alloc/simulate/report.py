@@ -158,10 +158,26 @@ class Report:
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump(self.to_dict(), handle, indent=1)
-            os.replace(temporary, path)
+            replace_file(temporary, path)
         except BaseException:
             os.unlink(temporary)
             raise
+
+
+def replace_file(temporary: str, path: str | os.PathLike[str]) -> None:
+    """Move ``temporary`` over ``path``, with the mode ``path`` had or a new file gets.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; an output
+    should keep the permissions an ordinary ``open(path, "w")`` would give it.
+    """
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
 
 
 def match_summary(matches: tuple[Match, ...]) -> dict[str, Any]:
