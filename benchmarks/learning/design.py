@@ -12,6 +12,26 @@ from typing import Any
 
 NUM_GENERATIONS = 8
 
+#: What a run measures after every step (see ``run.RunRecord``), in report order.
+SERIES = (
+    "rollouts",
+    "effective_ratio",
+    "expected_effective_ratio",
+    "prompts_with_gradient",
+    "largest_group",
+    "mean_success",
+    "solved",
+    "heldout_success",
+    "special_mass",
+    "batch_delta",
+    "offbatch_delta",
+    "rewards",
+    "expected_rewards",
+    "reward_variance",
+    "allocator_s",
+    "wall_s",
+)
+
 
 @dataclass(frozen=True)
 class ModelSize:

@@ -17,7 +17,7 @@ COLOURS = {
 STYLES = {"uniform-1.5x": "--", "uniform-2x": ":"}
 
 
-def _smooth(values: np.ndarray[Any, Any], window: int) -> np.ndarray[Any, Any]:
+def smooth(values: np.ndarray[Any, Any], window: int) -> np.ndarray[Any, Any]:
     """Trailing mean over ``window`` steps (shorter at the start)."""
     sums = np.cumsum(np.insert(values, 0, 0.0))
     lows = np.maximum(np.arange(1, values.size + 1) - window, 0)
@@ -59,7 +59,7 @@ def write_plot(document: dict[str, Any], path: Path) -> None:
             mean = np.asarray(entry["series"][name]["mean"], dtype=float)
             std = np.asarray(entry["series"][name]["std"], dtype=float)
             if name in ("effective_ratio", "largest_group"):
-                mean = _smooth(mean, window)
+                mean = smooth(mean, window)
                 std = np.zeros_like(mean)
             if name in start:
                 mean = np.insert(mean, 0, start[name])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from benchmarks.learning.design import Policy, Settings, build_model
+from benchmarks.learning.design import SERIES, Policy, Settings, build_model
 from benchmarks.learning.task import Population, Reward, build_tokenizer, success_rates
 from numpy.typing import NDArray
 from transformers import TrainerCallback
@@ -17,26 +17,6 @@ from transformers import TrainerCallback
 from knapsack_alloc.allocator import KnapsackAllocator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-#: Per-step series of a run, in the order they are reported.
-SERIES = (
-    "rollouts",
-    "effective_ratio",
-    "expected_effective_ratio",
-    "prompts_with_gradient",
-    "largest_group",
-    "mean_success",
-    "solved",
-    "heldout_success",
-    "special_mass",
-    "batch_delta",
-    "offbatch_delta",
-    "rewards",
-    "expected_rewards",
-    "reward_variance",
-    "allocator_s",
-    "wall_s",
-)
 
 
 class RecordingAllocator(KnapsackAllocator):

@@ -8,11 +8,13 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from benchmarks.learning.design import COMPARED, LARGER_UNIFORM, Policy, Settings
-from benchmarks.learning.run import SERIES, RunRecord
+from benchmarks.learning.design import COMPARED, LARGER_UNIFORM, SERIES, Policy, Settings
+
+if TYPE_CHECKING:
+    from benchmarks.learning.run import RunRecord
 
 #: Per-run figures, each a function of the run and its settings.
 FIGURES = (

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from benchmarks.learning import __main__ as cli  # noqa: E402
+from benchmarks.learning import calibrate  # noqa: E402
 from benchmarks.learning.design import (  # noqa: E402
     CPU,
     NUM_GENERATIONS,
@@ -256,6 +257,31 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
     assert len(initial["heldout_initial_success"]) == CPU.heldout_prompts
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "effective-gradient ratio / uniform's" in capsys.readouterr().out
+
+    # The simulator's calibration reads that file.
+    calibrated, figure = tmp_path / "calibration.json", tmp_path / "calibration.png"
+    assert calibrate.main([str(out), "--json", str(calibrated), "--plot", str(figure)]) == 0
+    report = json.loads(calibrated.read_text())
+    assert set(report["models"]) == {"defaults", "fitted"}
+    for model in report["models"].values():
+        for name in calibrate.POLICIES:
+            assert len(model["predicted"][name]["mean_success"]) == 2
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_recovers_the_rate_that_made_the_curve():
+    rates = make_population(64, 0, CPU.difficulty, 0).sizes / len(vocabulary())
+    result = {
+        "settings": {"prompts_per_step": 16, "budget": 128, "steps": 60},
+        "seeds": [0, 1],
+        "population": {str(seed): {"train_initial_success": rates.tolist()} for seed in (0, 1)},
+    }
+    true_rate = calibrate.RATES[25]
+    curve = calibrate.simulate_policies(result, true_rate, 0.0, ["uniform"])["uniform"]
+    result["policies"] = {"uniform": {"series": {"mean_success": {"mean": curve["mean_success"]}}}}
+    rate, errors = calibrate.fit_rate(result)
+    assert rate == true_rate
+    assert min(errors) == 0.0
 
 
 @pytest.mark.parametrize(
