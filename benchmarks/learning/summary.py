@@ -84,9 +84,14 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
+#: Success rates closer than this count as equal: they are sums of float32
+#: probabilities, and runs with identical plans differ by rounding alone.
+TOLERANCE = 1e-6
+
+
 def first_reach(curve: Sequence[float], target: float) -> int | None:
-    """First step (1-based) at which ``curve`` reaches ``target``, or None."""
-    hits = np.flatnonzero(np.asarray(curve) >= target)
+    """First step (1-based) at which ``curve`` reaches ``target`` (within `TOLERANCE`), or None."""
+    hits = np.flatnonzero(np.asarray(curve) >= target - TOLERANCE)
     return int(hits[0]) + 1 if hits.size else None
 
 

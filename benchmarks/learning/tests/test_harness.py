@@ -197,6 +197,8 @@ def test_budget_check_catches_a_plan_that_was_not_followed():
 def test_first_reach():
     assert first_reach([0.1, 0.3, 0.5, 0.4], 0.3) == 2
     assert first_reach([0.1, 0.2], 0.3) is None
+    assert first_reach([0.1, 0.3 - 1e-9], 0.3) == 2  # rounding is not a miss
+    assert first_reach([0.1, 0.3 - 1e-4], 0.3) is None
 
 
 def test_compute_to_match_counts_rollouts_to_the_target():
