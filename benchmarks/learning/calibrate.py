@@ -103,6 +103,24 @@ def _measured(result: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+def curve_figures(entry: dict[str, Any]) -> dict[str, float]:
+    """Figures read off the seed-mean curves of a policy, measured or simulated.
+
+    ``effective_ratio_first_quarter`` covers the steps before the population
+    has moved much, where a static model should hold best.
+    """
+    ratio = np.asarray(entry["effective_ratio"])
+    success = np.asarray(entry["mean_success"])
+    quarter = max(1, ratio.size // 4)
+    return {
+        "effective_ratio": float(ratio.mean()),
+        "effective_ratio_first_quarter": float(ratio[:quarter].mean()),
+        "success_at_half": float(success[success.size // 2 - 1]),
+        "final_success": float(success[-1]),
+        "curve_rmse": 0.0,
+    }
+
+
 def calibrate(result: dict[str, Any]) -> dict[str, Any]:
     """Predicted against measured figures under the default and the fitted learning model."""
     from knapsack_alloc.simulate.scenario import DEFAULT_LEARNING_RATE, DEFAULT_TRANSFER
@@ -112,52 +130,45 @@ def calibrate(result: dict[str, Any]) -> dict[str, Any]:
         "defaults": (DEFAULT_LEARNING_RATE, DEFAULT_TRANSFER),
         "fitted": (rate, 0.0),
     }
+    measured = {name: _measured(result, name) for name in POLICIES}
     document: dict[str, Any] = {
         "source": result.get("command"),
         "seeds": result["seeds"],
         "fit": {"transfer": 0.0, "rates": list(RATES), "rmse": errors, "rate": rate},
-        "measured": {name: _measured(result, name) for name in POLICIES},
+        "measured": measured,
+        "measured_figures": {name: curve_figures(measured[name]) for name in POLICIES},
         "models": {},
     }
     for label, (learning_rate, transfer) in models.items():
         predicted = simulate_policies(result, learning_rate, transfer)
+        figures = {}
+        for name in POLICIES:
+            figures[name] = curve_figures(predicted[name])
+            gap = np.asarray(predicted[name]["mean_success"]) - measured[name]["mean_success"]
+            figures[name]["curve_rmse"] = float(np.sqrt(np.mean(gap**2)))
         document["models"][label] = {
             "learning_rate": learning_rate,
             "transfer": transfer,
             "predicted": predicted,
-            "curve_rmse": {
-                name: float(
-                    np.sqrt(
-                        np.mean(
-                            (
-                                np.asarray(predicted[name]["mean_success"])
-                                - np.asarray(document["measured"][name]["mean_success"])
-                            )
-                            ** 2
-                        )
-                    )
-                )
-                for name in POLICIES
-            },
+            "figures": figures,
         }
     return document
 
 
-def _versus(predicted: dict[str, Any], measured: dict[str, Any], key: str) -> str:
-    return f"{np.mean(predicted[key]):.3f} vs {np.mean(measured[key]):.3f}"
-
-
 def print_calibration(document: dict[str, Any]) -> None:
-    """Table of predicted against measured figures, means over seeds."""
-    measured = document["measured"]
-    print(f"{'model':<10}{'policy':<16}{'eff. ratio':>22}{'final success':>24}{'curve rmse':>12}")
+    """Predicted against measured figures, on the seed-mean curves."""
+    keys = ("effective_ratio", "effective_ratio_first_quarter", "success_at_half", "final_success")
+    print(f"{'':<26}" + "".join(f"{key:>32}" for key in (*keys, "curve_rmse")))
+    measured = document["measured_figures"]
     for label, model in document["models"].items():
+        print(
+            f"{label} (learning rate {model['learning_rate']:.3g}, transfer {model['transfer']:g})"
+        )
         for name in POLICIES:
-            p, m = model["predicted"][name], measured[name]
-            ratio = _versus(p, m, "effective_gradient_ratio")
-            final = _versus(p, m, "final_success")
-            print(f"{label:<10}{name:<16}{ratio:>22}{final:>24}{model['curve_rmse'][name]:>12.3f}")
-        print(f"{'':<10}(learning rate {model['learning_rate']:g}, transfer {model['transfer']:g})")
+            got, want = model["figures"][name], measured[name]
+            cells = "".join(f"{f'{got[key]:.3f} vs {want[key]:.3f}':>32}" for key in keys)
+            print(f"  {name:<24}{cells}{got['curve_rmse']:>32.3f}")
+    print("(simulated vs measured; means over seeds)")
 
 
 def write_plot(document: dict[str, Any], path: Path) -> None:

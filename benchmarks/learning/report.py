@@ -110,8 +110,31 @@ def markdown(document: dict[str, Any]) -> str:
                 ", ".join(f"{v:+.3f}" if "ratio" not in key else f"{v:.2f}" for v in paired)
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", _match_table(document)]
+    lines += ["", _match_table(document), "", exactness(document)]
     return "\n".join(lines)
+
+
+def exactness(document: dict[str, Any]) -> str:
+    """Per-step z of the rewards against the exact success rates, pooled over every run.
+
+    Each step with ``sum p (1 - p) > 1`` gives ``z = (rewards - sum p) / sqrt(sum p (1 - p))``;
+    if the exact rates are the sampling probabilities these are close to
+    standard normal.
+    """
+    values = []
+    for entry in document["policies"].values():
+        for run in entry["runs"]:
+            series = run["series"]
+            excess = np.asarray(series["rewards"]) - np.asarray(series["expected_rewards"])
+            variance = np.asarray(series["reward_variance"])
+            kept = variance > 1.0
+            values.append(excess[kept] / np.sqrt(variance[kept]))
+    z = np.concatenate(values)
+    return (
+        f"Per-step z of rewards against the exact success rates, over {z.size} steps of all "
+        f"runs: mean {z.mean():+.3f}, standard deviation {z.std():.3f}, "
+        f"{np.mean(np.abs(z) > 3):.4f} beyond 3 (normal: 0.0027)."
+    )
 
 
 def _match_table(document: dict[str, Any]) -> str:

@@ -63,8 +63,10 @@ def set_sizes(prompts: int, shape: tuple[float, float]) -> NDArray[np.int64]:
     from scipy.stats import beta
 
     quantiles = beta.ppf((np.arange(prompts) + 0.5) / prompts, *shape)
-    sizes = np.rint(quantiles * len(vocabulary())).astype(np.int64)
-    return np.clip(sizes, 1, MAX_SET)
+    sizes: NDArray[np.int64] = np.clip(np.rint(quantiles * len(vocabulary())), 1, MAX_SET).astype(
+        np.int64
+    )
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class Population:
     @property
     def sizes(self) -> NDArray[np.int64]:
         """Answer-set size of every prompt."""
-        return self.answers.sum(axis=1).astype(np.int64)
+        sizes: NDArray[np.int64] = self.answers.sum(axis=1, dtype=np.int64)
+        return sizes
 
     def dataset(self) -> Any:
         """Training prompts as a ``datasets.Dataset``: ``prompt``, ``prompt_id``, ``answers``."""

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from benchmarks.learning import __main__ as cli  # noqa: E402
-from benchmarks.learning import calibrate  # noqa: E402
+from benchmarks.learning import calibrate, report  # noqa: E402
 from benchmarks.learning.design import (  # noqa: E402
     CPU,
     NUM_GENERATIONS,
@@ -259,13 +259,16 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
     assert len(initial["heldout_initial_success"]) == CPU.heldout_prompts
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "effective-gradient ratio / uniform's" in capsys.readouterr().out
+    tables = report.markdown(document)
+    assert tables.startswith("| figure | uniform | knapsack-paper | knapsack-bayes |")
+    assert "| knapsack-paper | 2 |" in tables and "Per-step z of rewards" in tables
 
     # The simulator's calibration reads that file.
     calibrated, figure = tmp_path / "calibration.json", tmp_path / "calibration.png"
     assert calibrate.main([str(out), "--json", str(calibrated), "--plot", str(figure)]) == 0
-    report = json.loads(calibrated.read_text())
-    assert set(report["models"]) == {"defaults", "fitted"}
-    for model in report["models"].values():
+    calibration = json.loads(calibrated.read_text())
+    assert set(calibration["models"]) == {"defaults", "fitted"}
+    for model in calibration["models"].values():
         for name in calibrate.POLICIES:
             assert len(model["predicted"][name]["mean_success"]) == 2
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
