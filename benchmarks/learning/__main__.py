@@ -13,6 +13,9 @@ from typing import Any
 
 from benchmarks.learning.design import CPU, CUDA, POLICIES, QUICK_STEPS, Settings
 
+# Everything is built locally; never reach for the Hugging Face Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

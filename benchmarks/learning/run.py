@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -15,8 +14,6 @@ from numpy.typing import NDArray
 from transformers import TrainerCallback
 
 from knapsack_alloc.allocator import KnapsackAllocator
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 class RecordingAllocator(KnapsackAllocator):
@@ -164,7 +161,10 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
         }
         for name, value in row.items():
             self.record.series[name].append(value)
-        self.record.batches.append(prompts)
+        # The whole batch: a knapsack plan may give a prompt of the batch no rollout.
+        self.record.batches.append(
+            prompts if self.allocator is None else self.allocator.plans[-1][0]
+        )
         self.before = after
         self.allocator_seconds = spent
 
@@ -238,12 +238,11 @@ def train(settings: Settings, policy: Policy, seed: int, population: Population)
         record.setup_s = time.perf_counter() - started
         trainer.train()
     record.final_success = success_rates(model, tokenizer, population)[0]
-    _check_batches(record, reward, allocator, policy, settings)
+    _check_batches(reward, allocator, policy, settings)
     return record
 
 
 def _check_batches(
-    record: RunRecord,
     reward: Reward,
     allocator: RecordingAllocator | None,
     policy: Policy,
@@ -267,5 +266,3 @@ def _check_batches(
         want = {int(p): int(n) for p, n in zip(planned_ids, counts, strict=True) if n > 0}
         if got != want:
             raise BudgetError(f"{policy.name}: step {step} did not follow its plan.")
-        # Keep the whole batch (a prompt planned 0 rollouts is still in it).
-        record.batches[step - 1] = planned_ids

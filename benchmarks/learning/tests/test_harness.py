@@ -179,19 +179,17 @@ def test_budget_check_catches_a_plan_that_was_not_followed():
     ids = np.repeat([3, 1], [20, 12])
     reward = Reward()
     reward.calls.append((ids, np.zeros(ids.size)))
-    record = RunRecord(policy.name, 0, batches=[np.array([3, 1])])
 
     def allocator(counts, budget):
         return SimpleNamespace(plans=[(np.array([3, 1]), np.array(counts), budget)])
 
-    _check_batches(record, reward, allocator([20, 12], 32), policy, TOY)  # the plan was followed
+    _check_batches(reward, allocator([20, 12], 32), policy, TOY)  # the plan was followed
     with pytest.raises(BudgetError, match="did not follow its plan"):
-        _check_batches(record, reward, allocator([16, 16], 32), policy, TOY)
+        _check_batches(reward, allocator([16, 16], 32), policy, TOY)
     with pytest.raises(BudgetError, match="budget"):
-        _check_batches(record, reward, allocator([20, 12], 40), policy, TOY)
-    uniform = RunRecord("uniform", 0, batches=[np.array([3, 1])])
+        _check_batches(reward, allocator([20, 12], 40), policy, TOY)
     with pytest.raises(BudgetError, match="unequal groups"):
-        _check_batches(uniform, reward, None, POLICIES[0], TOY)
+        _check_batches(reward, None, POLICIES[0], TOY)
 
 
 def test_first_reach():
