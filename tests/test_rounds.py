@@ -651,3 +651,25 @@ def test_paper_plan_with_costs_leaves_the_remainder_of_equal_shares():
     ka.update([5] * 8, [1, 0] * 4)
     with pytest.raises(InvalidArgumentError, match="every prompt is effective"):
         ka.plan([5], 200, costs=[1])
+
+
+def test_nan_rewards_are_paid_for_but_carry_no_evidence():
+    ka = KnapsackAllocator("bayes", prior=(1.0, 1.0))
+    step = ka.start_step(["a", "b"], 16, rounds=2)
+    step.plan_round()
+    step.record([0, np.nan, 0, 0, 1, np.nan, np.nan, 0])
+    assert step.group_sizes.tolist() == [3, 2] and step.group_successes.tolist() == [0, 1]
+    second = step.plan_round()
+    assert second.metrics["budget"] == 8  # all 8 rollouts of the first round were paid for
+    assert second.estimates.tolist() == [0.0, 0.5]
+    assert second.sizes.tolist() == [3 + second.counts[0], 2 + second.counts[1]]
+    step.record([1] * 8)
+    index, rewards = step.rollouts()
+    assert np.isnan(rewards).sum() == 3 and index.size == 16
+    metrics = step.finish()
+    assert metrics["rollouts"] == 13 and metrics["step_cost"] == 16
+    assert ka.n_rollouts_ == 13
+    other = ka.start_step(["a"], 4, rounds=1)
+    other.plan_round()
+    with pytest.raises(InvalidArgumentError, match=r"rewards\[1\] == 2.0 is not a valid reward"):
+        other.record([np.nan, 2.0, 0, 0])

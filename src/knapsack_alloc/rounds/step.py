@@ -282,7 +282,8 @@ class StepRounds:
         self._prompt_of = np.unique(ids, return_inverse=True)[1].reshape(-1)
         self._held = np.zeros(ids.size, dtype=np.int64)
         self._wins = np.zeros(ids.size, dtype=np.int64)
-        self._spent = 0
+        self._spent = 0  # cost units
+        self._cost = 0.0  # the caller's units
         self._pending: RoundPlan | None = None
         self._index: list[NDArray[np.int64]] = []
         self._rewards: list[NDArray[np.float64]] = []
@@ -306,7 +307,7 @@ class StepRounds:
 
     @property
     def group_sizes(self) -> NDArray[np.int64]:
-        """Rollouts recorded so far in each prompt's group."""
+        """Rewarded rollouts recorded so far in each prompt's group."""
         return self._held.copy()
 
     @property
@@ -429,7 +430,9 @@ class StepRounds:
         rewards : array_like
             One reward per rollout of the round (as accepted by
             :meth:`KnapsackAllocator.update`), in the order of
-            :meth:`RoundPlan.rollout_index` unless ``index`` is given.
+            :meth:`RoundPlan.rollout_index` unless ``index`` is given. NaN
+            marks a rollout that got no reward: it was paid for, but is
+            neither a success nor a failure and is left out of the update.
         index : array_like of int, optional
             Batch position of each reward's prompt; each position must appear
             exactly ``counts[i]`` times.
@@ -464,7 +467,7 @@ class StepRounds:
                     f"{plan.round} planned {size} rollouts over {plan.counts.size} prompts); "
                     f"got {positions.size} entries that do not match the plan."
                 )
-        raw, success = self._allocator._rewards(rewards, size)
+        raw, success = self._scored(rewards, size)
         per_rollout = None
         if costs is not None:
             per_rollout = real_array("costs", costs, length=size)
@@ -478,9 +481,11 @@ class StepRounds:
             raise InvalidArgumentError(
                 "give costs for every round of the step or for none of them."
             )
-        np.add.at(self._held, positions, 1)
-        np.add.at(self._wins, positions, success.astype(np.int64))
+        scored = ~np.isnan(raw)
+        np.add.at(self._held, positions[scored], 1)
+        np.add.at(self._wins, positions[scored], success[scored].astype(np.int64))
         self._spent += int(self._costs.units @ plan.counts)
+        self._cost += float(self._costs.per_rollout @ plan.counts)
         self._index.append(positions)
         self._rewards.append(raw)
         self._rollout_costs.append(per_rollout)
@@ -505,17 +510,33 @@ class StepRounds:
                 "record them before finish()."
             )
         positions, rewards = self.rollouts()
+        scored = ~np.isnan(rewards)
         costs = None
         if self._rollout_costs and self._rollout_costs[0] is not None:
-            costs = np.concatenate([c for c in self._rollout_costs if c is not None])
-        metrics = self._allocator.update(self._ids[positions], rewards, costs)
+            costs = np.concatenate([c for c in self._rollout_costs if c is not None])[scored]
+        metrics = self._allocator.update(self._ids[positions[scored]], rewards[scored], costs)
         self._finished = True
         metrics["rounds"] = float(len(self._index))
         metrics["step_budget"] = self._costs.budget
-        metrics["step_cost"] = float(self._costs.per_rollout @ self._held)
+        metrics["step_cost"] = self._cost
         return metrics
 
     # --------------------------------------------------------------- helpers
+    def _scored(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Validate a round's rewards; NaN (no reward) passes through, neither outcome."""
+        try:
+            probe = np.asarray(rewards, dtype=np.float64)
+        except (TypeError, ValueError):
+            probe = None  # not numbers: the allocator's check names the problem
+        if probe is None or probe.shape != (size,) or not np.isnan(probe).any():
+            raw, success = self._allocator._rewards(rewards, size)
+            return raw, success
+        unscored = np.isnan(probe)
+        raw, success = self._allocator._rewards(np.where(unscored, 0.0, probe), size)
+        raw[unscored] = np.nan
+        success[unscored] = False
+        return raw, success
+
     def _check_open(self, action: str) -> None:
         if self._finished:
             raise InvalidArgumentError(f"cannot {action}: this step is finished.")
@@ -627,7 +648,7 @@ class StepRounds:
             "cost": cost,
             "unused_budget": budget * unit - cost,
             "step_budget": self._costs.budget,
-            "step_cost": float(per_rollout @ sizes),
+            "step_cost": self._cost + cost,
             "rollouts_max": float(counts.max(initial=0)),
             "group_max": float(sizes.max(initial=0)),
             "prompts_open": float((~evidence.mixed).sum()),
