@@ -257,11 +257,12 @@ def concat_round_outputs(outputs: list[dict[str, Any]], pad_token_id: int) -> di
     import torch
     import torch.nn.functional as functional
 
-    merged: dict[str, Any] = {
-        "num_items_in_batch": sum(output["num_items_in_batch"] for output in outputs)
-    }
+    merged: dict[str, Any] = {}  # in the stock order: TRL sizes the batch by its first field
     for key in outputs[0]:
-        if key in ("num_items_in_batch", "advantages"):
+        if key == "advantages":
+            continue
+        if key == "num_items_in_batch":
+            merged[key] = sum(output[key] for output in outputs)
             continue
         if key not in _ROUND_PADDING:
             raise ValueError(
