@@ -523,6 +523,7 @@ def test_round_shares():
     assert round_shares(3) == pytest.approx((1 / 3,) * 3)
     assert round_shares(2, first_share=0.25) == (0.25, 0.75)
     assert round_shares(shares=[0.2, 0.3, 0.5]) == (0.2, 0.3, 0.5)
+    assert round_shares(3, shares=[0.2, 0.3, 0.5]) == (0.2, 0.3, 0.5)
     assert round_shares(1, first_share=1) == (1.0,)
 
 
@@ -538,6 +539,7 @@ def test_round_shares():
         ({"shares": [1.5, -0.5]}, r"shares\[0\] == 1.5, must be in \(0, 1\]"),
         ({"shares": []}, "non-empty list"),
         ({"shares": [0.5, 0.5], "first_share": 0.5}, "not both"),
+        ({"shares": [0.5, 0.5], "rounds": 3}, "shares lists 2 rounds"),
     ],
 )
 def test_bad_schedules_are_refused(kwargs, message):

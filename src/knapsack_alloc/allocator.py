@@ -395,7 +395,7 @@ class KnapsackAllocator:
         prompt_ids: Any,
         budget: Any,
         *,
-        rounds: Any = 2,
+        rounds: Any = None,
         first_share: Any = None,
         shares: Any = None,
         costs: Any = None,
@@ -408,8 +408,8 @@ class KnapsackAllocator:
             The step's prompts; each batch position is one group across all rounds.
         budget : int or float
             Rollouts (or cost units) of the whole step, over all rounds.
-        rounds : int, default 2
-            Number of rounds.
+        rounds : int, optional
+            Number of rounds; default 2, or the length of ``shares``.
         first_share : float, optional
             Share of the budget of the first round; the others split the rest
             equally. Default ``1 / rounds``.

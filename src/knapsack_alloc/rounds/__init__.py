@@ -13,7 +13,9 @@ The maths and the evidence are in ``docs/rounds.md``.
 
 from __future__ import annotations
 
-from knapsack_alloc.rounds.step import RoundPlan, StepRounds, round_shares
+from knapsack_alloc.rounds.plan import RoundPlan
+from knapsack_alloc.rounds.schedule import round_shares
+from knapsack_alloc.rounds.step import StepRounds
 from knapsack_alloc.rounds.values import StepGroupValue
 
 __all__ = ["RoundPlan", "StepGroupValue", "StepRounds", "round_shares"]

@@ -13,26 +13,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import (
-    InvalidArgumentError,
-    integer_array,
-    integer_scalar,
-    real_array,
-    real_scalar,
-)
-from knapsack_alloc.batching import Partition, balance
+from knapsack_alloc._validation import InvalidArgumentError, integer_array, real_array
 from knapsack_alloc.costs import resolve_costs
 from knapsack_alloc.history import WindowCounts, as_prompt_ids
 from knapsack_alloc.posterior import BetaPosterior
 from knapsack_alloc.presets import RULES, bayes_counts, classify, paper_counts
 from knapsack_alloc.result import AllocationResult
+from knapsack_alloc.rounds.plan import RoundPlan
 from knapsack_alloc.rounds.rules import StepEvidence, bayes_round, paper_round
+from knapsack_alloc.rounds.schedule import round_shares
 from knapsack_alloc.rounds.values import StepGroupValue
 from knapsack_alloc.values import NONZERO, NonzeroGradientValue, resolve_value
 
@@ -41,159 +35,6 @@ if TYPE_CHECKING:
 
 # Largest step budget in cost units (sums stay exact in float64).
 _MAX_BUDGET = 2**53
-# Shares must sum to 1 within this.
-_SHARE_TOLERANCE = 1e-9
-
-
-def round_shares(
-    rounds: Any = 2, first_share: Any = None, shares: Sequence[Any] | None = None
-) -> tuple[float, ...]:
-    """Share of the step's budget each round may spend.
-
-    Parameters
-    ----------
-    rounds : int, default 2
-        Number of rounds (ignored when ``shares`` is given).
-    first_share : float, optional
-        Share of the first round, in ``(0, 1]``; the other rounds split the
-        rest equally. Default: every round gets ``1 / rounds``.
-    shares : sequence of float, optional
-        Every round's share, each in ``(0, 1]``, summing to 1.
-
-    Returns
-    -------
-    tuple of float
-
-    Examples
-    --------
-    >>> round_shares(2), round_shares(3, first_share=0.5), round_shares(shares=[0.25, 0.75])
-    ((0.5, 0.5), (0.5, 0.25, 0.25), (0.25, 0.75))
-    """
-    if shares is not None:
-        if first_share is not None:
-            raise InvalidArgumentError(
-                "pass either shares or first_share, not both; shares lists every round's share."
-            )
-        if isinstance(shares, (str, bytes)) or np.ndim(shares) != 1 or len(shares) == 0:
-            raise InvalidArgumentError(
-                f"shares must be a non-empty list of numbers (one per round), got {shares!r}."
-            )
-        values = real_array("shares", shares)
-        bad = (values <= 0) | (values > 1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidArgumentError(f"shares[{i}] == {shares[i]!r}, must be in (0, 1].")
-        if abs(float(values.sum()) - 1.0) > _SHARE_TOLERANCE:
-            raise InvalidArgumentError(
-                f"shares == {list(shares)!r} sum to {float(values.sum())!r}; they must sum to 1."
-            )
-        return tuple(float(v) for v in values)
-    count = integer_scalar("rounds", rounds, minimum=1)
-    if first_share is None:
-        return (1.0 / count,) * count
-    first = real_scalar("first_share", first_share)
-    if count == 1:
-        if first != 1.0:
-            raise InvalidArgumentError(
-                f"first_share == {first_share!r} with rounds == 1; a single round spends the "
-                "whole budget (pass first_share=None or 1)."
-            )
-        return (1.0,)
-    if not 0.0 < first < 1.0:
-        raise InvalidArgumentError(
-            f"first_share == {first_share!r}, must be in (0, 1) with {count} rounds (the "
-            "other rounds share the rest)."
-        )
-    return (first, *((1.0 - first) / (count - 1),) * (count - 1))
-
-
-@dataclass(frozen=True, repr=False)
-class RoundPlan:
-    """Rollouts per prompt for one round of a step, with what a trainer logs.
-
-    Attributes
-    ----------
-    round : int
-        The round's index, from 0.
-    prompt_ids : numpy.ndarray
-        The step's prompt ids, as given to ``start_step``.
-    counts : numpy.ndarray of int64
-        Rollouts to generate in this round for each prompt, in input order.
-    sizes : numpy.ndarray of int64
-        Each prompt's group size once this round is generated (all rounds).
-    open : numpy.ndarray of bool
-        Groups that held no success and failure together before this round.
-    rules : numpy.ndarray of str
-        Each prompt's category (see :class:`~knapsack_alloc.StepPlan`) under
-        its estimate updated with the step's rewards so far.
-    fallback : numpy.ndarray of bool
-        Prompts that received the ``"paper"`` preset's fallback surplus.
-    estimates : numpy.ndarray of float64
-        Window success rates with the step's rewards added (NaN if none).
-    metrics : dict of str to float
-        See :meth:`StepRounds.plan_round`.
-    allocation : AllocationResult or None
-        The :func:`~knapsack_alloc.allocate` result behind the round (final
-        group sizes; the effective prompts only for ``"paper"``).
-    """
-
-    round: int
-    prompt_ids: NDArray[Any]
-    counts: NDArray[np.int64]
-    sizes: NDArray[np.int64]
-    open: NDArray[np.bool_]
-    rules: NDArray[np.str_]
-    fallback: NDArray[np.bool_]
-    estimates: NDArray[np.float64]
-    metrics: dict[str, float]
-    allocation: AllocationResult | None
-
-    def __post_init__(self) -> None:
-        for array in (
-            self.prompt_ids, self.counts, self.sizes, self.open, self.rules, self.fallback,
-            self.estimates,
-        ):  # fmt: skip
-            array.flags.writeable = False
-
-    def __len__(self) -> int:
-        return int(self.counts.size)
-
-    def __repr__(self) -> str:
-        return (
-            f"RoundPlan(round={self.round}, prompts={len(self)}, "
-            f"rollouts={int(self.counts.sum())}, open={int(self.open.sum())}, "
-            f"max_group={int(self.sizes.max(initial=0))})"
-        )
-
-    def rollout_index(self) -> NDArray[np.int64]:
-        """Batch position of each rollout of this round: prompt ``i`` repeated ``counts[i]`` times.
-
-        A rollout's GRPO group is its prompt's batch position, the same in
-        every round of the step. :meth:`StepRounds.record` expects the
-        round's rewards in this order unless given an ``index``.
-
-        Returns
-        -------
-        numpy.ndarray of int64
-        """
-        return np.repeat(np.arange(self.counts.size, dtype=np.int64), self.counts)
-
-    def balance(self, workers: int, *, equal_size: bool = False) -> Partition:
-        """Split this round's prompts across ``workers`` with equal rollout totals.
-
-        Parameters
-        ----------
-        workers : int
-            Number of data-parallel workers.
-        equal_size : bool, default False
-            Give every worker the same number of prompts.
-
-        Returns
-        -------
-        Partition
-            See :func:`~knapsack_alloc.batching.balance`.
-        """
-        return balance(self.counts, workers, equal_size=equal_size)
 
 
 class StepRounds:
@@ -242,7 +83,7 @@ class StepRounds:
         prompt_ids: Any,
         budget: Any,
         *,
-        rounds: Any = 2,
+        rounds: Any = None,
         first_share: Any = None,
         shares: Sequence[Any] | None = None,
         costs: Any = None,
@@ -372,37 +213,14 @@ class StepRounds:
             raise InvalidArgumentError(
                 f"all {self.rounds} rounds of this step were planned; call finish()."
             )
-        units = self._costs.units
         budget = self._targets[index] - self._spent
         evidence = self._evidence()
-        allocator = self._allocator
+        updated = evidence.updated(self._window)
         if index == 0:
             sizes, rule, fallback, allocation = self._first_round(budget)
-        elif allocator.preset == "paper":
-            paper = paper_round(
-                self._window, evidence, units, budget,
-                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
-                min_history=allocator.min_history, alpha=allocator.alpha, value=self._base,
-                solver=allocator.solver, time_limit=allocator.time_limit,
-            )  # fmt: skip
-            sizes, rule, fallback, allocation = (
-                paper.counts,
-                paper.rule,
-                paper.fallback,
-                paper.allocation,
-            )
         else:
-            allocation = bayes_round(
-                self._window, evidence, self._prior, units, budget,
-                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
-                value=self._base, solver=allocator.solver, time_limit=allocator.time_limit,
-                allow_unused_budget=allocator.allow_unused_budget,
-            )  # fmt: skip
-            sizes = allocation.counts.copy()
-            rule = _classify(evidence.updated(self._window), allocator.min_history)
-            fallback = np.zeros(sizes.size, dtype=np.bool_)
+            sizes, rule, fallback, allocation = self._later_round(budget, evidence, updated)
         counts = sizes - self._held
-        updated = evidence.updated(self._window)
         with np.errstate(invalid="ignore", divide="ignore"):
             estimates = np.where(updated.trials > 0, updated.successes / updated.trials, np.nan)
         metrics = self._metrics(index, budget, counts, sizes, evidence, updated, rule, fallback)
@@ -599,10 +417,32 @@ class StepRounds:
         )  # fmt: skip
         return (
             allocation.counts.copy(),
-            _classify(window, allocator.min_history),
+            classify(window.successes, window.trials, window.total, allocator.min_history),
             np.zeros(units.size, dtype=np.bool_),
             allocation,
         )
+
+    def _later_round(
+        self, budget: int, evidence: StepEvidence, updated: WindowCounts
+    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
+        """Plan a round after the first with the preset's round rule."""
+        allocator, units = self._allocator, self._costs.units
+        if allocator.preset == "paper":
+            paper = paper_round(
+                self._window, evidence, units, budget,
+                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
+                min_history=allocator.min_history, alpha=allocator.alpha, value=self._base,
+                solver=allocator.solver, time_limit=allocator.time_limit,
+            )  # fmt: skip
+            return paper.counts, paper.rule, paper.fallback, paper.allocation
+        allocation = bayes_round(
+            self._window, evidence, self._prior, units, budget,
+            min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
+            value=self._base, solver=allocator.solver, time_limit=allocator.time_limit,
+            allow_unused_budget=allocator.allow_unused_budget,
+        )  # fmt: skip
+        rule = classify(updated.successes, updated.trials, updated.total, allocator.min_history)
+        return allocation.counts.copy(), rule, np.zeros(units.size, dtype=np.bool_), allocation
 
     def _first_default(self, budget: int) -> int:
         """``default_rollouts`` scaled to the first round's share of the budget.
@@ -660,7 +500,3 @@ class StepRounds:
             "prior_a": prior[0],
             "prior_b": prior[1],
         }
-
-
-def _classify(window: WindowCounts, min_history: int) -> NDArray[np.int8]:
-    return classify(window.successes, window.trials, window.total, min_history)
