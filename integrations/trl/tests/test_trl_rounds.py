@@ -120,7 +120,7 @@ def rounds_run(tmp_path_factory):
 
 
 def test_each_step_generates_its_budget_in_two_rounds(rounds_run):
-    trainer, reward, allocator = rounds_run
+    _, reward, allocator = rounds_run
     assert len(allocator.steps) == STEPS
     assert len(reward.calls) == 2 * STEPS  # one generation (and scoring) call per round
     for s, (ids, budget, step) in enumerate(allocator.steps):
@@ -135,7 +135,7 @@ def test_each_step_generates_its_budget_in_two_rounds(rounds_run):
 def test_second_round_follows_the_first_rounds_rewards(rounds_run):
     _, reward, allocator = rounds_run
     for s, (ids, _, step) in enumerate(allocator.steps):
-        first, second = step.plans
+        second = step.plans[1]
         rollout_ids, rewards = reward.calls[2 * s]
         for i, pid in enumerate(ids):
             mine = rewards[np.array(rollout_ids) == pid]
