@@ -10,6 +10,8 @@
 * ``release``: build the sdist and wheel, ``twine check`` them, install the
   wheel into a fresh environment outside the repository and run the README's
   first command and a smoke test there.
+* ``learning``: the GRPO learning experiment of ``benchmarks/learning``
+  (TRL, CPU torch): its toy-size tests, then the experiment.
 """
 
 from __future__ import annotations
@@ -111,3 +113,21 @@ def release(session: nox.Session) -> None:
         session.run("python", "-m", "build", "--outdir", dist, str(ROOT))
         session.run("twine", "check", "--strict", *map(str, sorted(Path(dist).iterdir())))
         session.run("python", str(ROOT / "tools" / "release" / "check_release.py"), dist)
+
+
+@nox.session(name="learning", python=MAIN_PYTHON)
+def learning(session: nox.Session) -> None:
+    """Train a tiny Llama with GRPO under each allocation policy (see docs/evidence.md).
+
+    ``nox -s learning -- [--quick] [--seeds K] [--steps S] [--json PATH]
+    [--plot PATH.png] [--device cuda]``: the harness's toy-size tests first,
+    then the experiment with these arguments.
+    """
+    session.run(
+        "bash", str(ROOT / "integrations" / "trl" / "install.sh"), session.bin, external=True
+    )
+    session.install("-e", f"{ROOT}[plot]", "pytest")
+    env = {"HF_HUB_OFFLINE": "1"}
+    tests = str(ROOT / "benchmarks" / "learning" / "tests")
+    session.run("python", "-m", "pytest", tests, "-q", "-p", "no:cacheprovider", env=env)
+    session.run("python", "-m", "benchmarks.learning", *session.posargs, env=env)
