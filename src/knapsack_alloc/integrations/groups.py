@@ -89,38 +89,51 @@ class GroupStability:
         advantages : torch.Tensor
             A new tensor of the same shape and dtype.
         metrics : dict of str to float
-            ``advantages_clipped`` (share of rollouts with an advantage
-            beyond the clip), ``advantage_abs_max`` (before clipping),
-            ``group_weight_min`` and ``group_weight_max``.
+            Those of :meth:`clip`, plus ``group_weight_min`` and
+            ``group_weight_max``.
         """
-        import torch
-
-        groups = group_ids.to(device=advantages.device, dtype=torch.long).reshape(-1)
-        rows = advantages.reshape(advantages.shape[0], -1)
-        if groups.numel() != rows.shape[0]:
+        rows = advantages.shape[0] if advantages.dim() else 0
+        if group_ids.numel() != rows:
             raise InvalidArgumentError(
-                f"group_ids has {groups.numel()} entries, advantages has {rows.shape[0]} rollouts; "
+                f"group_ids has {group_ids.numel()} entries, advantages has {rows} rollouts; "
                 "give one group id per rollout."
             )
-        magnitude = rows.abs().amax(dim=1) if rows.numel() else rows.new_zeros(rows.shape[0])
-        metrics = {
-            "advantage_abs_max": float(magnitude.max()) if magnitude.numel() else 0.0,
-            "advantages_clipped": 0.0,
-        }
-        out = advantages.clone()
-        if self.advantage_clip is not None:
-            clip = self.advantage_clip
-            clipped = magnitude > clip
-            if clipped.numel():
-                metrics["advantages_clipped"] = float(clipped.float().mean())
-            out = out.clamp(min=-clip, max=clip)
-        weights = self.weights(groups)
+        out, metrics = self.clip(advantages)
+        weights = self.weights(group_ids).to(device=out.device)
         metrics["group_weight_min"] = float(weights.min()) if weights.numel() else 1.0
         metrics["group_weight_max"] = float(weights.max()) if weights.numel() else 1.0
         if self.group_weighting != "none":
             shape = (-1,) + (1,) * (out.dim() - 1)
             out = out * weights.to(out.dtype).reshape(shape)
         return out, metrics
+
+    def clip(self, advantages: Any) -> tuple[Any, dict[str, float]]:
+        """Clip advantages to ``[-advantage_clip, advantage_clip]`` (a copy when unclipped).
+
+        Parameters
+        ----------
+        advantages : torch.Tensor
+            Shape ``(n_rollouts,)`` or ``(n_rollouts, n_tokens)``.
+
+        Returns
+        -------
+        advantages : torch.Tensor
+            A new tensor of the same shape and dtype.
+        metrics : dict of str to float
+            ``advantage_abs_max`` (before clipping) and ``advantages_clipped``
+            (share of rollouts with an advantage beyond the clip).
+        """
+        rows = advantages.reshape(advantages.shape[0], -1) if advantages.dim() else advantages
+        magnitude = rows.abs().amax(dim=1) if rows.numel() else rows.new_zeros(0)
+        metrics = {
+            "advantage_abs_max": float(magnitude.max()) if magnitude.numel() else 0.0,
+            "advantages_clipped": 0.0,
+        }
+        if self.advantage_clip is None:
+            return advantages.clone(), metrics
+        if magnitude.numel():
+            metrics["advantages_clipped"] = float((magnitude > self.advantage_clip).float().mean())
+        return advantages.clamp(min=-self.advantage_clip, max=self.advantage_clip), metrics
 
     def weights(self, group_ids: Any) -> Any:
         """Per-rollout weight of :attr:`group_weighting` (all ones for ``"none"``).
