@@ -50,7 +50,8 @@ _COMMON: dict[str, Any] = {
 #: Default parameters of each preset; every one can be overridden by keyword.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"default_rollouts": 8, "alpha": 0.9, **_COMMON},
-    "bayes": dict(_COMMON),
+    # A longer window for the posterior: see docs/allocator.md (the "bayes" preset).
+    "bayes": {**_COMMON, "window": 64},
 }
 
 _STATE_FORMAT = "knapsack-alloc/KnapsackAllocator"
@@ -163,7 +164,7 @@ class KnapsackAllocator:
         min_rollouts, max_rollouts : int, default 2 and 128
             ``'paper'``: the base of every valid prompt and the bounds of the
             effective ones; ``'bayes'``: the bounds of every prompt.
-        window : int, default 16
+        window : int, default 16 (``'paper'``) and 64 (``'bayes'``)
             Rewards per prompt its estimate uses (the most recent ones).
         min_history : int, default 8
             Rewards after which a prompt's estimate is valid. ``'bayes'``
