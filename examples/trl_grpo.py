@@ -16,7 +16,7 @@ rollouts that carry a GRPO gradient.
 Run with::
 
     HF_HUB_OFFLINE=1 python examples/trl_grpo.py --steps 12
-    HF_HUB_OFFLINE=1 python examples/trl_grpo.py --preset bayes --advantage-clip 5 --token-budget 400
+    python examples/trl_grpo.py --preset bayes --advantage-clip 5 --token-budget 400
 
 Needs ``torch``, ``trl`` and ``tokenizers`` (see ``integrations/trl/``).
 """
