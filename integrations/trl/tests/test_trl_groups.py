@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,7 +17,6 @@ from trl_shared import (  # noqa: E402
     train,
 )
 
-from knapsack_alloc.integrations import groups  # noqa: E402
 from knapsack_alloc.integrations.groups import GroupStability  # noqa: E402
 from knapsack_alloc.integrations.trl import KnapsackGRPOTrainer  # noqa: E402
 
@@ -101,11 +98,6 @@ def test_a_lone_success_among_93():
 def test_bad_options(kwargs, error, message):
     with pytest.raises(error, match=message):
         GroupStability(**kwargs)
-
-
-def test_docstring_example():
-    failures, attempted = doctest.testmod(groups, verbose=False)
-    assert attempted > 0 and failures == 0
 
 
 class AdvantageRecorder(KnapsackGRPOTrainer):
