@@ -10,6 +10,7 @@ needs a GPU (the model calls) is a stand-in: see ``verl_standins.py``.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -312,17 +313,23 @@ def test_entry_point_composes_the_knapsack_config():
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("override", "error", "message"),
     [
-        ("knapsack.preset=greedy", "The 'preset' parameter must be a str among"),
-        ("knapsack.alpha=2", "alpha == 2, must be in (0, 1)"),
-        ("knapsack.group_weighting=tokens", "The 'group_weighting' parameter must be a str"),
-        ("algorithm.adv_estimator=gae", "algorithm.adv_estimator == 'gae'"),
-        ("trainer.use_v1=False", "trainer.use_v1 == False"),
+        ("knapsack.preset=greedy", ValueError, "The 'preset' parameter must be a str among"),
+        ("knapsack.alpha=2", ValueError, "alpha == 2, must be in (0, 1)"),
+        ("knapsack.num_workers=0", ValueError, "knapsack.num_workers == 0, must be >= 1"),
+        ("knapsack.group_weighting=tokens", ValueError, "'group_weighting' parameter must be"),
+        ("algorithm.adv_estimator=gae", ValueError, "algorithm.adv_estimator == 'gae'"),
+        ("trainer.use_v1=False", ValueError, "trainer.use_v1 == False"),
     ],
 )
-def test_entry_point_refuses_bad_settings_before_starting_ray(override, message):
-    result = run_entry_point(override)
+def test_bad_settings_are_refused(override, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        check_config(compose_config([override]))
+
+
+def test_entry_point_refuses_bad_settings_before_starting_ray():
+    result = run_entry_point("knapsack.preset=greedy")
     assert result.returncode != 0
-    assert message in result.stderr
+    assert "The 'preset' parameter must be a str among" in result.stderr
     assert "Started a local Ray instance" not in result.stderr
