@@ -24,11 +24,12 @@ def test_end_to_end_with_json_and_plot(tmp_path):
     report, figure = tmp_path / "sim.json", tmp_path / "sim.png"
     done = simulate(*SMALL, "--json", report, "--plot", figure, "--jobs", "1")
     assert done.returncode == 0, done.stderr
-    for name in ("uniform", "knapsack-paper", "knapsack-bayes", "dapo", "greso", "rounds"):
+    names = ["uniform", "knapsack-paper", "knapsack-bayes", "knapsack-rounds-paper",
+             "knapsack-rounds-bayes", "dapo", "greso", "rounds"]  # fmt: skip
+    for name in names:
         assert name in done.stdout
     data = json.loads(report.read_text())
-    assert list(data["policies"]) == ["uniform", "knapsack-paper", "knapsack-bayes", "dapo",
-                                      "greso", "rounds"]  # fmt: skip
+    assert list(data["policies"]) == names
     for entry in data["policies"].values():
         assert entry.keys() >= KEYS
         assert entry["rollouts"] == sum(entry["series"]["rollouts"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +31,9 @@ from knapsack_alloc.presets import (
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS
 from knapsack_alloc.values import resolve_value
+
+if TYPE_CHECKING:
+    from knapsack_alloc.rounds import StepRounds
 
 _COMMON: dict[str, Any] = {
     "min_rollouts": 2,
@@ -386,6 +389,67 @@ class KnapsackAllocator:
             metrics=metrics,
             allocation=allocation,
         )
+
+    def start_step(
+        self,
+        prompt_ids: Any,
+        budget: Any,
+        *,
+        rounds: Any = None,
+        first_share: Any = None,
+        shares: Any = None,
+        costs: Any = None,
+    ) -> StepRounds:
+        """Sample the next step in rounds: spend part of the budget, look, re-plan the rest.
+
+        Parameters
+        ----------
+        prompt_ids : sequence of int or str
+            The step's prompts; each batch position is one group across all rounds.
+        budget : int or float
+            Rollouts (or cost units) of the whole step, over all rounds.
+        rounds : int, optional
+            Number of rounds; default 2, or the length of ``shares``.
+        first_share : float, optional
+            Share of the budget of the first round; the others split the rest
+            equally. Default ``1 / rounds``.
+        shares : sequence of float, optional
+            Every round's share (summing to 1), instead of ``rounds`` and
+            ``first_share``.
+        costs : array_like, optional
+            Cost of one rollout of each prompt; default from ``cost_model``.
+
+        Returns
+        -------
+        StepRounds
+            Plan each round with ``plan_round()``, record its rewards with
+            ``record()``, and call ``finish()`` to update the history once.
+            With ``rounds=1`` the only round is :meth:`plan`'s plan.
+
+        Examples
+        --------
+        >>> ka = KnapsackAllocator("bayes")
+        >>> step = ka.start_step(["a", "b", "c"], budget=24, rounds=2)
+        >>> for round_plan in step:
+        ...     index = round_plan.rollout_index()       # prompt of each rollout
+        ...     step.record([1, 0] * (index.size // 2))  # your generation and rewards
+        >>> step.finish()["rounds"]
+        2.0
+        """
+        from knapsack_alloc.rounds import StepRounds
+
+        return StepRounds(
+            self, prompt_ids, budget, rounds=rounds, first_share=first_share, shares=shares,
+            costs=costs,
+        )  # fmt: skip
+
+    def _snapshot(
+        self, ids: NDArray[Any], kind: IdKind | None, costs: Any
+    ) -> tuple[WindowCounts, Any, tuple[float, float]]:
+        """Window counts, per-rollout costs and prior of ``ids``: what a plan reads."""
+        self.history_.check_kind(kind, "prompt_ids")
+        rows = self.history_.lookup(ids)
+        return self.history_.counts(rows), self._costs(rows, costs), self._prior()
 
     def _costs(self, rows: NDArray[np.int64], costs: Any) -> Any:
         if costs is not None or self.cost_model == "unit":

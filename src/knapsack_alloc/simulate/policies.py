@@ -105,6 +105,74 @@ class Knapsack(Policy):
         )
 
 
+class KnapsackRounds(Policy):
+    """:meth:`~knapsack_alloc.KnapsackAllocator.start_step`: a step's budget spent in rounds.
+
+    Each step plans the batch's first round with its share of the budget,
+    generates it, and plans every later round under beliefs updated with the
+    step's rewards so far (a group that already holds a success and a
+    failure gets nothing more); the allocator is updated once with all of
+    them. A prompt's rollouts of every round form one group, which is
+    trained on. ``default_rollouts`` of ``"paper"`` is set as in
+    :class:`Knapsack`. See ``docs/rounds.md``.
+
+    Parameters
+    ----------
+    preset : {'paper', 'bayes'}
+        The allocator preset.
+    rounds : int, default 2
+        Rounds per step.
+    first_share : float, optional
+        Share of the budget of the first round (default ``1 / rounds``).
+    **params
+        Passed to :class:`~knapsack_alloc.KnapsackAllocator`.
+    """
+
+    def __init__(
+        self, preset: str = "bayes", rounds: int = 2, first_share: float | None = None,
+        **params: Any,
+    ) -> None:  # fmt: skip
+        from knapsack_alloc.allocator import KnapsackAllocator
+        from knapsack_alloc.rounds import round_shares
+
+        KnapsackAllocator(preset, **params)  # fail now on a bad preset or parameter
+        self.shares = round_shares(rounds, first_share)
+        count = "" if len(self.shares) == 2 else str(len(self.shares))
+        share = "" if first_share is None else f"-f{first_share:g}"
+        self.name = f"knapsack-rounds{count}-{preset}{share}"
+        self.preset = preset
+        self.params = params
+        self._allocator: Any = None
+
+    def step(self, context: StepContext) -> StepResult:
+        """See :meth:`Policy.step`."""
+        if self._allocator is None:
+            from knapsack_alloc.allocator import KnapsackAllocator
+
+            params = dict(self.params)
+            if self.preset == "paper":
+                params.setdefault("default_rollouts", group_size(context))
+            self._allocator = KnapsackAllocator(self.preset, **params)
+        prompts = context.take(context.batch_size)
+        rounds = self._allocator.start_step(prompts, context.budget, shares=self.shares)
+        successes = np.zeros(prompts.size, dtype=np.int64)
+        mixed_after_first = fallback = 0.0
+        for plan in rounds:
+            groups, rewards = context.rollout(prompts, plan.counts)
+            rounds.record(rewards)
+            successes += groups.successes
+            fallback += plan.metrics["prompts_fallback"]
+            if plan.round == 1:
+                mixed_after_first = plan.metrics["prompts_mixed"]
+        rounds.finish()
+        groups = Groups(prompts, rounds.group_sizes, successes)
+        return StepResult(
+            generated=groups,
+            trained=groups,
+            extras={"prompts_fallback": fallback, "mixed_after_first_round": mixed_after_first},
+        )
+
+
 class _TrainBatch:
     """Groups with a gradient waiting for a full training batch (DAPO's refill)."""
 
@@ -335,6 +403,8 @@ POLICIES: dict[str, Any] = {
     "uniform": Uniform,
     "knapsack-paper": partial(Knapsack, "paper"),
     "knapsack-bayes": partial(Knapsack, "bayes"),
+    "knapsack-rounds-paper": partial(KnapsackRounds, "paper"),
+    "knapsack-rounds-bayes": partial(KnapsackRounds, "bayes"),
     "dapo": DynamicSampling,
     "greso": SelectiveRollout,
     "rounds": Rounds,
