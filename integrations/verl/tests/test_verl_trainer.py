@@ -295,17 +295,21 @@ def test_group_filtering_feeds_evicted_groups_to_the_allocator(task, queue, tmp_
         assert sum(len(mb.uids) for mb in trained) % (MINI * N) == 0  # padded by verl
 
 
-def run_entry_point(*args):
+def run_entry_point(folder, *args):
+    """Run the entry point in ``folder`` (Hydra writes its run folder there)."""
     return subprocess.run(
         [sys.executable, "-m", "knapsack_alloc.integrations.verl", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=folder,
     )
 
 
-def test_entry_point_composes_the_knapsack_config():
-    result = run_entry_point("--cfg", "job", "knapsack.preset=bayes", "knapsack.max_rollouts=96")
+def test_entry_point_composes_the_knapsack_config(tmp_path):
+    result = run_entry_point(
+        tmp_path, "--cfg", "job", "knapsack.preset=bayes", "knapsack.max_rollouts=96"
+    )
     assert result.returncode == 0, result.stderr
     assert "knapsack:" in result.stdout
     assert "preset: bayes" in result.stdout and "max_rollouts: 96" in result.stdout
@@ -328,8 +332,8 @@ def test_bad_settings_are_refused(override, error, message):
         check_config(compose_config([override]))
 
 
-def test_entry_point_refuses_bad_settings_before_starting_ray():
-    result = run_entry_point("knapsack.preset=greedy")
+def test_entry_point_refuses_bad_settings_before_starting_ray(tmp_path):
+    result = run_entry_point(tmp_path, "knapsack.preset=greedy")
     assert result.returncode != 0
     assert "The 'preset' parameter must be a str among" in result.stderr
     assert "Started a local Ray instance" not in result.stderr
