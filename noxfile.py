@@ -70,19 +70,19 @@ def _run_framework_tests(session: nox.Session, name: str) -> None:
 
 @nox.session(name="trl")
 def trl(session: nox.Session) -> None:
-    """Test the TRL adapter against a real ``GRPOTrainer`` on CPU."""
+    """Test the TRL adapter against a real ``GRPOTrainer`` on CPU, vLLM modes with stand-ins."""
     _run_framework_tests(session, "trl")
 
 
 @nox.session(name="verl")
 def verl(session: nox.Session) -> None:
-    """Test the verl adapter against the real ``DataProto`` and GRPO advantages."""
+    """Test the verl entry point and trainer by running verl's own ``fit`` on CPU."""
     _run_framework_tests(session, "verl")
 
 
 @nox.session(name="openrlhf")
 def openrlhf(session: nox.Session) -> None:
-    """Test the OpenRLHF adapter against real ``Experience`` objects."""
+    """Test the OpenRLHF adapter on real ``Experience`` objects, dynamic filtering included."""
     _run_framework_tests(session, "openrlhf")
 
 

@@ -16,6 +16,7 @@ rollouts that carry a GRPO gradient.
 Run with::
 
     HF_HUB_OFFLINE=1 python examples/trl_grpo.py --steps 12
+    python examples/trl_grpo.py --preset bayes --advantage-clip 5 --token-budget 400
 
 Needs ``torch``, ``trl`` and ``tokenizers`` (see ``integrations/trl/``).
 """
@@ -138,9 +139,14 @@ def train(
     prompts_per_step: int = 8,
     difficulty: tuple[int, ...] = DIFFICULTY,
     output_dir: str | None = None,
+    knapsack_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Any:
-    """Train one run and return the trainer; ``allocator=None`` is stock GRPO (uniform)."""
+    """Train one run and return the trainer; ``allocator=None`` is stock GRPO (uniform).
+
+    ``knapsack_options`` go to ``KnapsackGRPOTrainer`` (``token_budget``,
+    ``advantage_clip``, ``group_weighting``); ``overrides`` to ``GRPOConfig``.
+    """
     from transformers import PrinterCallback
     from trl import GRPOTrainer
 
@@ -158,7 +164,7 @@ def train(
         if allocator is None:
             trainer = GRPOTrainer(**kwargs)
         else:
-            trainer = KnapsackGRPOTrainer(**kwargs, allocator=allocator)
+            trainer = KnapsackGRPOTrainer(**kwargs, allocator=allocator, **(knapsack_options or {}))
         trainer.remove_callback(PrinterCallback)  # keep the per-step log dicts off stdout
         trainer.train()
     return trainer
@@ -171,23 +177,47 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run")
     parser.add_argument("--preset", default="paper", choices=["paper", "bayes"])
     parser.add_argument("--prompts-per-step", type=int, default=8)
+    parser.add_argument(
+        "--token-budget",
+        type=float,
+        help="completion tokens per step instead of prompts x 8 rollouts (tracked lengths)",
+    )
+    parser.add_argument("--advantage-clip", type=float, help="clip advantages to [-c, c]")
+    parser.add_argument("--group-weighting", default="none", choices=["none", "sqrt", "equal"])
     options = parser.parse_args()
+    knapsack_options = {
+        "token_budget": options.token_budget,
+        "advantage_clip": options.advantage_clip,
+        "group_weighting": options.group_weighting,
+    }
+    cost_settings: dict[str, Any] = {}
+    if options.token_budget is not None:
+        cost_settings = {"cost_model": "tracked", "cost_resolution": 1, "allow_unused_budget": True}
 
     epoch = len(DIFFICULTY) // options.prompts_per_step
     rollouts = options.prompts_per_step * 8
     results = {}
     for name, allocator in [
         ("uniform", None),
-        (f"knapsack ({options.preset})", KnapsackAllocator(preset=options.preset)),
+        (f"knapsack ({options.preset})", KnapsackAllocator(options.preset, **cost_settings)),
     ]:
-        trainer = train(allocator, options.steps, options.prompts_per_step)
+        trainer = train(
+            allocator,
+            options.steps,
+            options.prompts_per_step,
+            knapsack_options=knapsack_options if allocator is not None else None,
+        )
         history = trainer.state.log_history
         results[name] = (
             effective_gradient_ratio(history),
             effective_gradient_ratio(history, epoch),
         )
 
-    print(f"{rollouts} rollouts per step, {options.steps} steps, {len(DIFFICULTY)} prompts")
+    budget = f"{options.token_budget:g} tokens" if options.token_budget else f"{rollouts} rollouts"
+    print(
+        f"{budget} per step (uniform: {rollouts} rollouts), {options.steps} steps, "
+        f"{len(DIFFICULTY)} prompts"
+    )
     print(f"{'run':<20} {'effective-gradient ratio':>26} {'after first epoch':>18}")
     for name, (overall, later) in results.items():
         print(f"{name:<20} {overall:>26.3f} {later:>18.3f}")

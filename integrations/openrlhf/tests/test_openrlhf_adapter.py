@@ -45,6 +45,7 @@ def make_args(estimator="group_norm", **algo):
         vllm=SimpleNamespace(enable_sleep=False),
         algo=SimpleNamespace(
             dynamic_filtering_enable=algo.get("dynamic_filtering_enable", False),
+            dynamic_filtering_range=algo.get("dynamic_filtering_range", (0.0, 1.0)),
             advantage=SimpleNamespace(
                 estimator=estimator, is_correction_level="off", gamma=1.0, no_std_norm=False
             ),
@@ -57,10 +58,9 @@ def make_args(estimator="group_norm", **algo):
     )
 
 
-def prompt_loader():
-    """Batches shaped like OpenRLHF's prompt dataloader: (indices, prompts, labels, images)."""
-    prompts = [f"q{k}" for k in range(PROMPTS)]
-    return [(None, prompts[:6], [""] * 6, [None] * 6), (None, prompts[6:], [""] * 6, [None] * 6)]
+def prompt_loader(count=PROMPTS):
+    """One prompt per batch, as OpenRLHF's prompt dataloader yields them."""
+    return [(None, [f"q{k}"], [""], [None]) for k in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +81,28 @@ def allocator():
     return ka
 
 
-def make_generator(allocator, args, engines=2):
+def make_generator(allocator, args, engines=2, success=SUCCESS):
     stock = SamplesGenerator(
         strategy=SimpleNamespace(args=args),
-        prompts_dataloader=prompt_loader(),
+        prompts_dataloader=prompt_loader(len(success)),
         eval_dataloader=prompt_loader(),
         tokenizer=None,
-        vllm_engines=[SyntheticEngine.remote(SUCCESS, seed) for seed in range(engines)],
+        vllm_engines=[SyntheticEngine.remote(success, seed) for seed in range(engines)],
     )
     return KnapsackSamplesGenerator.wrap(stock, allocator)
+
+
+def make_maker(allocator, args, **options):
+    stock = RemoteExperienceMaker(
+        None,
+        None,
+        None,
+        None,
+        FixedKLController(0.0),
+        SimpleNamespace(args=args),
+        SimpleNamespace(pad_token_id=0),
+    )
+    return KnapsackExperienceMaker.wrap(stock, allocator, **options)
 
 
 def per_prompt(samples):
@@ -126,19 +139,7 @@ def test_evaluation_keeps_uniform_samples(cluster, allocator):
 def test_advantages_use_each_prompts_own_group(cluster, allocator, estimator):
     args = make_args(estimator)
     samples, *_ = make_generator(allocator, args).generate_samples(max_new_tokens=8)
-    strategy = SimpleNamespace(args=args)
-    maker = KnapsackExperienceMaker.wrap(
-        RemoteExperienceMaker(
-            None,
-            None,
-            None,
-            None,
-            FixedKLController(0.0),
-            strategy,
-            SimpleNamespace(pad_token_id=0),
-        ),
-        allocator,
-    )
+    maker = make_maker(allocator, args)
     experiences = maker.split_rollout_samples(samples)  # real micro-batches of 5 samples
     for e in experiences:
         e.kl = torch.zeros(e.action_mask.shape)
@@ -204,23 +205,85 @@ def test_group_baseline_singletons_and_errors():
 
 
 def test_unsupported_settings(cluster, allocator):
-    with pytest.raises(ValueError, match="dynamic_filtering_enable"):
-        make_generator(allocator, make_args(dynamic_filtering_enable=True)).generate_samples()
     args = make_args()
     args.rollout.vllm_generate_batch_size = 2 * PROMPTS
     with pytest.raises(ValueError, match="vllm_generate_batch_size"):
         make_generator(allocator, args).generate_samples()
-    maker = KnapsackExperienceMaker.wrap(
-        RemoteExperienceMaker(
-            None,
-            None,
-            None,
-            None,
-            FixedKLController(0.0),
-            SimpleNamespace(args=make_args("gae")),
-            None,
-        ),
-        allocator,
-    )
-    with pytest.raises(ValueError, match="supports the estimators"):
-        maker.compute_advantages_and_returns([])
+
+
+@pytest.mark.parametrize("estimator", ["gae", "reinforce", "flash_reinforce"])
+def test_estimators_without_groups_are_refused(cluster, allocator, estimator):
+    message = f"estimator == '{estimator}' does not compare a prompt's samples"
+    with pytest.raises(ValueError, match=message):
+        make_maker(allocator, make_args(estimator))
+    with pytest.raises(ValueError, match=message):
+        make_generator(allocator, make_args(estimator))
+
+
+# 48 prompts: every third one is never solved, every third always; the rest in between
+FILTER_SUCCESS = [(0.0, 1.0, 0.2 + 0.6 * k / 47)[k % 3] for k in range(48)]
+
+
+def test_dynamic_filtering_then_planning(cluster):
+    allocator = KnapsackAllocator(preset="paper")
+    args = make_args(dynamic_filtering_enable=True, dynamic_filtering_range=(0.0, 1.0))
+    generator = make_generator(allocator, args, success=FILTER_SUCCESS)
+    samples, _, consumed, _ = generator.generate_samples(max_new_tokens=8)
+    metrics = generator.last_metrics
+
+    # filter, then plan: the step trains on exactly the planned budget
+    assert len(samples) == PROMPTS * N == metrics["samples_trained"]
+    groups = {}
+    for s in samples:
+        groups.setdefault(s.prompts[0], []).append(s.scores[0].item())
+    assert all(0.0 < np.mean(scores) < 1.0 for scores in groups.values())
+    assert metrics["samples_filtered"] > 0 and metrics["refill_rounds"] > 0
+
+    # every generated sample is accounted for: trained or filtered
+    calls = [c for e in generator.vllm_engines for c in ray.get(e.calls_made.remote())]
+    asked = Counter()
+    for prompt, count, _ in calls:
+        assert prompt not in asked  # one call per prompt: a group is never split
+        asked[prompt] = count
+    assert sum(asked.values()) == metrics["samples_generated"]
+    assert metrics["samples_generated"] == len(samples) + metrics["samples_filtered"]
+    assert consumed == len(asked) == metrics["prompts_consumed"]
+    for prompt, scores in groups.items():
+        assert asked[prompt] == len(scores)  # accepted groups arrive whole
+
+    # the filtered groups' scores reached the allocator; the trained ones come with the maker
+    ids = np.array(sorted(asked))
+    recorded = allocator.history_.counts(allocator.history_.lookup(ids)).total
+    filtered = [0 if p in groups else asked[p] for p in ids]
+    assert recorded.tolist() == filtered
+    maker = make_maker(allocator, args)
+    experiences = maker.split_rollout_samples(samples)
+    for e in experiences:
+        e.kl = torch.zeros(e.action_mask.shape)
+    maker.compute_advantages_and_returns(experiences)
+    recorded = allocator.history_.counts(allocator.history_.lookup(ids)).total
+    assert recorded.tolist() == [asked[p] for p in ids]
+
+
+def test_clipping_and_per_prompt_weighting(cluster, allocator):
+    args = make_args("group_norm")
+    samples, *_ = make_generator(allocator, args).generate_samples(max_new_tokens=8)
+    maker = make_maker(allocator, args, advantage_clip=1.0, group_weighting="equal")
+    experiences = maker.split_rollout_samples(samples)
+    for e in experiences:
+        e.kl = torch.zeros(e.action_mask.shape)
+    out = maker.compute_advantages_and_returns(experiences)
+    prompts = np.array([p for e in out for p in e.prompts])
+    rewards = np.concatenate([e.info["reward"].reshape(-1).numpy() for e in out])
+    names, sizes = np.unique(prompts, return_counts=True)
+    size = dict(zip(names, sizes, strict=True))
+    expected = np.empty_like(rewards)
+    for prompt in names:
+        r = rewards[prompts == prompt]
+        normalised = (r - r.mean()) / (r.std(ddof=1) + 1e-9)
+        expected[prompts == prompt] = (
+            np.clip(normalised, -1, 1) * (len(rewards) / len(names)) / size[prompt]
+        )
+    first = np.concatenate([e.advantages[:, 0].numpy() for e in out])
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
+    assert maker.last_update_metrics["groups/advantages_clipped"] > 0

@@ -8,8 +8,6 @@ graded difficulty. The same rollout budget is trained once with stock
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -20,10 +18,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
+
+from trl_shared import (  # noqa: E402
+    BUDGET,
+    DEPRECATIONS,
+    DIFFICULTY,
+    NUM_GENERATIONS,
+    PROMPTS_PER_STEP,
+    STEPS,
+    Recorder,
+    RecordingAllocator,
+    example,
+    grpo_reference,
+    train,
+)
 
 from knapsack_alloc.allocator import KnapsackAllocator  # noqa: E402
 from knapsack_alloc.integrations.trl import (  # noqa: E402
@@ -32,59 +42,7 @@ from knapsack_alloc.integrations.trl import (  # noqa: E402
     group_advantages,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
-
-# transformers 5 deprecates names TRL 1.16 still calls; the repository makes warnings errors.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated:FutureWarning"
-)
-
-DIFFICULTY = (0, 1, 2, 4, 8, 12, 16, 16)  # 8 prompts, from never solved to mostly solved
-PROMPTS_PER_STEP = 4
-NUM_GENERATIONS = 8
-BUDGET = PROMPTS_PER_STEP * NUM_GENERATIONS
-STEPS = 4  # two epochs: every prompt is seen, then planned from its rewards
-
-
-def _load_example():
-    spec = importlib.util.spec_from_file_location(
-        "trl_grpo_example", ROOT / "examples" / "trl_grpo.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = _load_example()
-
-
-class RecordingAllocator(KnapsackAllocator):
-    """The real allocator, keeping every plan and update it was asked for."""
-
-    def plan(self, prompt_ids, budget, *args, **kwargs):
-        result = super().plan(prompt_ids, budget, *args, **kwargs)
-        self.plans = [*getattr(self, "plans", []), (list(prompt_ids), budget, result)]
-        return result
-
-    def update(self, rollout_prompt_ids, rewards, *args, **kwargs):
-        self.updates = [
-            *getattr(self, "updates", []),
-            (list(rollout_prompt_ids), np.asarray(rewards, dtype=float)),
-        ]
-        return super().update(rollout_prompt_ids, rewards, *args, **kwargs)
-
-
-class Recorder:
-    """Reward function that also records which prompt each scored rollout belongs to."""
-
-    def __init__(self):
-        self.__name__ = "first_letter_reward"
-        self.calls = []
-
-    def __call__(self, completions, k, prompt_id, **kwargs):
-        rewards = example.first_letter_reward(completions, k)
-        self.calls.append((list(prompt_id), np.asarray(rewards)))
-        return rewards
+pytestmark = pytest.mark.filterwarnings(DEPRECATIONS)
 
 
 class AdvantageRecorder(KnapsackGRPOTrainer):
@@ -110,25 +68,11 @@ class Run:
     updates: list = field(default_factory=list)
 
 
-def _train(trainer_class, reward, output_dir, config=None, **kwargs):
-    tokenizer = example.build_tokenizer()
-    trainer = trainer_class(
-        model=example.build_model(tokenizer),
-        reward_funcs=reward,
-        args=example.make_config(str(output_dir), STEPS, PROMPTS_PER_STEP, **(config or {})),
-        train_dataset=example.build_dataset(DIFFICULTY),
-        processing_class=tokenizer,
-        **kwargs,
-    )
-    trainer.train()
-    return trainer
-
-
 @pytest.fixture(scope="module")
 def knapsack_run(tmp_path_factory):
     reward = Recorder()
     allocator = RecordingAllocator(preset="paper")
-    trainer = _train(
+    trainer = train(
         AdvantageRecorder,
         reward,
         tmp_path_factory.mktemp("knapsack"),
@@ -142,14 +86,14 @@ def knapsack_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def uniform_run(tmp_path_factory):
     reward = Recorder()
-    return Run(_train(trl.GRPOTrainer, reward, tmp_path_factory.mktemp("uniform")), reward)
+    return Run(train(trl.GRPOTrainer, reward, tmp_path_factory.mktemp("uniform")), reward)
 
 
 def test_group_sizes_follow_the_plan_each_step(knapsack_run):
     assert len(knapsack_run.plans) == STEPS
     assert len(knapsack_run.reward.calls) == STEPS
     steps = zip(knapsack_run.plans, knapsack_run.reward.calls, strict=True)
-    for (ids, budget, plan), (rollout_ids, _) in steps:
+    for (ids, budget, plan), (rollout_ids, _, _) in steps:
         assert budget == BUDGET
         assert len(set(ids)) == PROMPTS_PER_STEP  # the dataloader yields each prompt once
         assert int(np.sum(plan.counts)) == BUDGET
@@ -165,24 +109,23 @@ def test_group_sizes_follow_the_plan_each_step(knapsack_run):
 def test_advantages_are_normalised_per_group(knapsack_run):
     recorded = knapsack_run.trainer.recorded_advantages
     assert len(recorded) == STEPS
-    for (rollout_ids, rewards), advantages in zip(knapsack_run.reward.calls, recorded, strict=True):
-        expected = np.zeros(len(rewards))
-        for pid in set(rollout_ids):
-            members = np.array([rid == pid for rid in rollout_ids])
-            group = rewards[members]
-            if group.size > 1:
-                expected[members] = (group - group.mean()) / (group.std(ddof=1) + 1e-4)
+    for (rollout_ids, rewards, _), advantages in zip(
+        knapsack_run.reward.calls, recorded, strict=True
+    ):
+        expected = grpo_reference(rewards, rollout_ids)
         np.testing.assert_allclose(advantages, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_allocator_state_updates_with_each_steps_rewards(knapsack_run):
     assert len(knapsack_run.updates) == STEPS
     replay = KnapsackAllocator(preset="paper")
-    for (ids, rewards), (rollout_ids, scored) in zip(
+    for (ids, rewards, costs), (rollout_ids, scored, lengths) in zip(
         knapsack_run.updates, knapsack_run.reward.calls, strict=True
     ):
         assert ids == rollout_ids
         np.testing.assert_array_equal(rewards, scored)
+        # completion lengths ride along as costs (an EOS-only completion counts 1 token)
+        np.testing.assert_array_equal(costs, np.maximum(lengths, 1))
         replay.update(rollout_ids, scored)
     every_prompt = list(range(len(DIFFICULTY)))
     np.testing.assert_array_equal(
@@ -199,7 +142,7 @@ def test_metrics_are_logged(knapsack_run):
 
 def test_uniform_and_knapsack_spend_the_same_budget(knapsack_run, uniform_run):
     pairs = zip(uniform_run.reward.calls, knapsack_run.reward.calls, strict=True)
-    for (uniform_ids, _), (knapsack_ids, _) in pairs:
+    for (uniform_ids, _, _), (knapsack_ids, _, _) in pairs:
         assert len(uniform_ids) == len(knapsack_ids) == BUDGET
         assert set(Counter(uniform_ids).values()) == {NUM_GENERATIONS}
     for run in (uniform_run, knapsack_run):
@@ -209,7 +152,7 @@ def test_uniform_and_knapsack_spend_the_same_budget(knapsack_run, uniform_run):
 
 def test_group_advantages_match_trl_for_equal_groups(uniform_run):
     trainer, reward = uniform_run.trainer, uniform_run.reward
-    rewards = torch.tensor(np.concatenate([r for _, r in reward.calls]), dtype=torch.float32)
+    rewards = torch.tensor(np.concatenate([r for _, r, _ in reward.calls]), dtype=torch.float32)
     groups = torch.arange(rewards.numel()) // NUM_GENERATIONS
     advantages, std_is_zero = group_advantages(rewards[:, None], torch.ones(1), groups)
     trl_logged = [

@@ -291,3 +291,34 @@ def test_errors(allocator):
     strict = VerlKnapsackPlanner(allocator, rollout_n=N, min_group_size=N + 1)
     with pytest.raises(ValueError, match="fewer than min_group_size"):
         strict.plan_data_proto(legacy_prompt_batch())
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    ["grpo", "grpo_vectorized", "rloo", "rloo_vectorized", "reinforce_plus_plus_baseline"],
+)
+def test_group_estimators_use_each_prompts_own_group(allocator, estimator):
+    planner = VerlKnapsackPlanner(allocator, rollout_n=N, num_workers=4)
+    batch = legacy_prompt_batch()
+    expanded = planner.expand(batch, planner.plan_data_proto(batch))
+    score(expanded, seed=3)
+    uids = expanded.non_tensor_batch["uid"]
+    scores = expanded.batch["token_level_rewards"].sum(-1).numpy().astype(float)
+    assert len(set(Counter(uids.tolist()).values())) > 1  # unequal groups
+    out = compute_advantage(expanded, adv_estimator=estimator, num_repeat=N)
+    first = out.batch["advantages"][:, -1].numpy()
+    expected = np.empty_like(scores)
+    for uid in np.unique(uids):
+        rows = uids == uid
+        r, k = scores[rows], rows.sum()
+        if estimator.startswith("grpo"):
+            expected[rows] = (r - r.mean()) / (r.std(ddof=1) + 1e-6)
+        elif estimator.startswith("rloo"):
+            expected[rows] = r - (r.sum() - r) / (k - 1)
+        else:
+            expected[rows] = r - r.mean()
+    if estimator == "reinforce_plus_plus_baseline":  # then whitened over the batch's tokens
+        expected = (expected - expected.mean()) / expected.std()
+        np.testing.assert_allclose(first, expected, rtol=1e-3, atol=1e-3)
+    else:
+        np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-5)

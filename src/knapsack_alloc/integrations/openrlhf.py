@@ -26,17 +26,21 @@ neither OpenRLHF nor PyTorch::
 
 What changes in OpenRLHF (written against OpenRLHF 0.11.2):
 
-* ``SamplesGenerator._dispatch_prompts_to_vllm`` sends every prompt to the vLLM
-  engines with ``n_samples_per_prompt`` samples. `KnapsackSamplesGenerator`
-  asks the allocator for a plan with budget ``prompts * n_samples_per_prompt``
-  and sends prompt ``i`` with ``counts[i]`` samples, keeping the engines'
-  pending work balanced by rollouts. Evaluation keeps the uniform count.
+* ``SamplesGenerator._generate_vllm`` sends every prompt to the vLLM engines
+  with ``n_samples_per_prompt`` samples. `KnapsackSamplesGenerator` asks the
+  allocator for a plan with budget ``prompts * n_samples_per_prompt`` and
+  sends prompt ``i`` with ``counts[i]`` samples, keeping the engines' pending
+  work balanced by samples. With ``--algo.dynamic_filtering_enable`` it
+  filters first, then plans: a filtered group's samples become refill credit,
+  replacement prompts are planned with that credit as their budget, so a step
+  still trains on exactly ``batch_size * n_samples_per_prompt`` samples.
+  Evaluation keeps the uniform count.
 * ``RemoteExperienceMaker.compute_advantages_and_returns`` groups rewards with
   ``rewards.reshape(-1, n_samples_per_prompt)``, which silently mixes prompts
   once groups differ in size. `KnapsackExperienceMaker` groups the samples by
-  their prompt instead (:func:`group_baseline`), then computes returns and
-  advantages as OpenRLHF does, and updates the allocator with the step's
-  scores.
+  their prompt instead (:func:`group_baseline`), optionally clips and weights
+  them per prompt, then computes returns and advantages as OpenRLHF does, and
+  updates the allocator with the step's scores.
 
 A prompt is identified by its text (after the chat template), so the same
 prompt keeps its reward history across epochs, and duplicates of one prompt in
@@ -56,11 +60,36 @@ __all__ = [
     "GROUP_ESTIMATORS",
     "KnapsackExperienceMaker",  # noqa: F822
     "KnapsackSamplesGenerator",  # noqa: F822
+    "check_estimator",
     "group_baseline",
 ]
 
 GROUP_ESTIMATORS = ("group_norm", "rloo", "reinforce_baseline", "dr_grpo")
-"""OpenRLHF advantage estimators that use a per-prompt baseline."""
+"""OpenRLHF advantage estimators that use a per-prompt baseline: the ones the adapter supports."""
+
+
+def check_estimator(estimator: str) -> None:
+    """Refuse an OpenRLHF advantage estimator that does not group samples by prompt.
+
+    Parameters
+    ----------
+    estimator : str
+        ``--algo.advantage.estimator``.
+
+    Raises
+    ------
+    ValueError
+        For ``gae``, ``reinforce``, ``flash_reinforce`` or anything else
+        outside :data:`GROUP_ESTIMATORS`.
+    """
+    if estimator not in GROUP_ESTIMATORS:
+        raise ValueError(
+            f"--algo.advantage.estimator == {estimator!r} does not compare a prompt's samples "
+            "with each other, so per-prompt sample counts cannot help it; the knapsack adapter "
+            f"supports {', '.join(GROUP_ESTIMATORS)}. Use one of those (group_norm is GRPO), "
+            "or train without the adapter."
+        )
+
 
 _GROUP_NORM_EPS = 1e-9  # OpenRLHF's constant in ``(r - mean) / (std + 1e-9)``
 
@@ -154,7 +183,13 @@ def _classes() -> tuple[type, type]:
     from openrlhf.models.utils import compute_reward
     from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
     from openrlhf.trainer.ppo_utils.length_penalty import apply_length_penalties
-    from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator, SamplingParams
+    from openrlhf.trainer.ppo_utils.samples_generator import (
+        SamplesGenerator,
+        SamplingParams,
+        _collect_prompt_batch,
+    )
+
+    from knapsack_alloc.integrations.groups import GroupStability
 
     class KnapsackSamplesGenerator(SamplesGenerator):  # type: ignore[misc]
         """``SamplesGenerator`` that sends each prompt with its planned number of samples.
@@ -169,24 +204,40 @@ def _classes() -> tuple[type, type]:
         Attributes
         ----------
         last_plan : object or None
-            The allocator's plan for the latest training batch; its
-            ``metrics`` are ready to log.
+            The allocator's plan for the latest training batch (before any
+            refill); its ``metrics`` are ready to log.
+        last_metrics : dict of str to float
+            Samples generated, trained and filtered in the latest batch, and
+            the refill rounds of dynamic filtering.
 
         Notes
         -----
-        The budget of a batch of ``m`` prompts is ``m * n_samples_per_prompt``,
-        so a step trains on as many samples as the stock generator produces.
-        Dynamic filtering (``--algo.dynamic_filtering_enable``) and
-        over-sampling (``--rollout.vllm_generate_batch_size`` larger than
-        ``--rollout.batch_size``) are rejected: both cut the sample stream into
-        steps of ``batch_size * n_samples_per_prompt`` samples, which splits
-        groups of unequal size across steps.
+        The budget of a batch of ``m`` prompts is ``m * n_samples_per_prompt``
+        samples, so a step trains on as many samples as the stock generator
+        produces. With dynamic filtering (``--algo.dynamic_filtering_enable``)
+        a group whose mean score falls outside
+        ``--algo.dynamic_filtering_range`` is dropped, as in OpenRLHF, and its
+        scores still update the allocator. Its samples become refill credit:
+        once the credit reaches ``n_samples_per_prompt`` (or nothing else is
+        pending), ``credit // n_samples_per_prompt`` new prompts (at least one)
+        are drawn and planned with the whole credit as their budget. A step
+        thus trains on exactly ``batch_size * n_samples_per_prompt`` samples
+        (fewer only if the prompt data runs out) and generates that plus
+        every filtered sample. Over-sampling (``--rollout.vllm_generate_batch_size``
+        larger than ``--rollout.batch_size``) is rejected: OpenRLHF cuts its
+        sample buffer into steps of ``batch_size * n_samples_per_prompt``
+        samples, which would split groups of unequal size across steps.
         """
 
         def __init__(self, *args: Any, allocator: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self._attach(allocator)
+
+        def _attach(self, allocator: Any) -> None:
+            check_estimator(self.args.algo.advantage.estimator)
             self.allocator = allocator
             self.last_plan: Any = None
+            self.last_metrics: dict[str, float] = {}
             self._training = False
 
         @classmethod
@@ -202,21 +253,13 @@ def _classes() -> tuple[type, type]:
             """
             wrapped = cls.__new__(cls)
             wrapped.__dict__.update(generator.__dict__)
-            wrapped.allocator = allocator
-            wrapped.last_plan = None
-            wrapped._training = False
+            wrapped._attach(allocator)
             return wrapped
 
         @torch.no_grad()  # type: ignore[untyped-decorator]
         def generate_samples(self, **generate_kwargs: Any) -> Any:
             """Generate one training batch with the planned number of samples per prompt."""
             rollout = self.args.rollout
-            if self.args.algo.dynamic_filtering_enable:
-                raise ValueError(
-                    "KnapsackSamplesGenerator does not support --algo.dynamic_filtering_enable: "
-                    "a filtered prompt's replacement would get no planned budget. Disable it "
-                    "(the allocator already moves budget away from solved prompts)."
-                )
             oversample = getattr(rollout, "vllm_generate_batch_size", None)
             if oversample and oversample != rollout.batch_size:
                 raise ValueError(
@@ -230,31 +273,79 @@ def _classes() -> tuple[type, type]:
             finally:
                 self._training = False
 
-        def _dispatch_prompts_to_vllm(
+        def _generate_vllm(
+            self, dataloader_iter: Any, num_prompts: int, dynamic_filtering: bool, **kwargs: Any
+        ) -> tuple[list[Any], int, bool]:
+            if not self._training:
+                return super()._generate_vllm(  # type: ignore[no-any-return]
+                    dataloader_iter, num_prompts, dynamic_filtering, **kwargs
+                )
+            n = int(kwargs.get("n_samples_per_prompt", self.args.rollout.n_samples_per_prompt))
+            prompts, labels, images, exhausted = _collect_prompt_batch(dataloader_iter, num_prompts)
+            if not prompts:
+                return [], 0, True
+            self.last_plan = self.allocator.plan(_prompt_ids(prompts), len(prompts) * n)
+            pending = self._send(prompts, labels, images, self.last_plan.counts, **kwargs)
+            consumed, credit, rounds = len(prompts), 0, 0
+            accepted: list[Any] = []
+            filtered = 0
+            low, high = getattr(self.args.algo, "dynamic_filtering_range", (0.0, 1.0))
+            while pending or credit:
+                if credit and (credit >= n or not pending):
+                    # Filter, then plan: the filtered samples buy replacement prompts.
+                    wanted = max(1, credit // n)
+                    new, new_labels, new_images, exhausted = _collect_prompt_batch(
+                        dataloader_iter, wanted
+                    )
+                    if not new:
+                        break
+                    consumed += len(new)
+                    if len(new) == 1:  # one prompt can only spend the credit one way
+                        counts = np.array([credit], dtype=np.int64)
+                    else:
+                        counts = self.allocator.plan(_prompt_ids(new), credit).counts
+                    pending.extend(self._send(new, new_labels, new_images, counts, **kwargs))
+                    credit, rounds = 0, rounds + 1
+                    continue
+                ready, pending = ray.wait(pending, num_returns=1, timeout=10.0)
+                for ref in ready:
+                    group = [
+                        self._process_response_into_experience(r, **kwargs) for r in ray.get(ref)
+                    ]
+                    if dynamic_filtering and group and all(e.scores is not None for e in group):
+                        scores = [float(e.scores[0].item()) for e in group]
+                        if not low < sum(scores) / len(scores) < high:
+                            self.allocator.update([str(e.prompts[0]) for e in group], scores)
+                            credit += len(group)
+                            filtered += len(group)
+                            continue
+                    accepted.extend(group)
+            self.last_metrics = {
+                "samples_trained": float(len(accepted)),
+                "samples_generated": float(len(accepted) + filtered),
+                "samples_filtered": float(filtered),
+                "refill_rounds": float(rounds),
+                "prompts_consumed": float(consumed),
+            }
+            return accepted, consumed, exhausted
+
+        def _send(
             self,
             prompts: list[str],
             labels: list[str],
-            *,
-            images: list[Any] | None = None,
-            **generate_kwargs: Any,
+            images: list[Any] | None,
+            counts: Any,
+            **kwargs: Any,
         ) -> list[Any]:
-            if not self._training:
-                return super()._dispatch_prompts_to_vllm(  # type: ignore[no-any-return]
-                    prompts, labels, images=images, **generate_kwargs
-                )
-            n = int(
-                generate_kwargs.get("n_samples_per_prompt", self.args.rollout.n_samples_per_prompt)
-            )
-            plan = self.allocator.plan(_prompt_ids(prompts), len(prompts) * n)
-            self.last_plan = plan
-            counts = np.asarray(plan.counts, dtype=np.int64)
+            """Dispatch prompt ``i`` with ``counts[i]`` samples; return the Ray refs."""
+            counts = np.asarray(counts, dtype=np.int64)
             sampling_params = SamplingParams(
-                temperature=generate_kwargs.get("temperature", 1.0),
-                top_p=generate_kwargs.get("top_p", 1.0),
-                top_k=generate_kwargs.get("top_k", -1),
-                max_tokens=generate_kwargs.get("max_new_tokens"),
-                min_tokens=generate_kwargs.get("min_new_tokens", 1),
-                skip_special_tokens=generate_kwargs.get("skip_special_tokens", False),
+                temperature=kwargs.get("temperature", 1.0),
+                top_p=kwargs.get("top_p", 1.0),
+                top_k=kwargs.get("top_k", -1),
+                max_tokens=kwargs.get("max_new_tokens"),
+                min_tokens=kwargs.get("min_new_tokens", 1),
+                skip_special_tokens=kwargs.get("skip_special_tokens", False),
                 logprobs=1 if self.args.algo.advantage.is_correction_level != "off" else None,
             )
             pending = ray.get([e.get_num_unfinished_requests.remote() for e in self.vllm_engines])
@@ -274,7 +365,7 @@ def _classes() -> tuple[type, type]:
                         prompt=prompts[i],
                         label=labels[i],
                         sampling_params=sampling_params,
-                        max_length=generate_kwargs.get("max_len", 2048),
+                        max_length=kwargs.get("max_len", 2048),
                         hf_tokenizer=self.tokenizer,
                         num_samples=int(counts[i]),
                         images=images[i],
@@ -291,27 +382,55 @@ def _classes() -> tuple[type, type]:
             Passed to ``openrlhf.trainer.ppo_utils.experience_maker.RemoteExperienceMaker``.
         allocator : KnapsackAllocator
             Updated with the scores of every batch.
+        advantage_clip : float or None, default None
+            Clip each sample's shaped reward (its advantage before KL) to
+            ``[-advantage_clip, advantage_clip]``.
+        group_weighting : {"none", "sqrt", "equal"}, default "none"
+            Per-prompt weighting of groups of unequal size (see
+            :class:`~knapsack_alloc.integrations.groups.GroupStability`).
 
         Attributes
         ----------
         last_update_metrics : dict of str to float
-            What ``allocator.update`` returned for the latest batch.
+            What ``allocator.update`` returned for the latest batch, and the
+            clipping and weighting figures (``groups/...``).
 
         Notes
         -----
-        Supports the group estimators of :data:`GROUP_ESTIMATORS`. The
-        allocator is updated with each sample's ``scores`` when the reward
-        function returns them (OpenRLHF's binary score), else with its reward
-        before length penalties.
+        Supports the group estimators of :data:`GROUP_ESTIMATORS` and refuses
+        the others (:func:`check_estimator`). The allocator is updated with
+        each sample's ``scores`` when the reward function returns them
+        (OpenRLHF's binary score), else with its reward before length
+        penalties. Clipping and weighting act on the group-baselined reward,
+        before OpenRLHF's own ``--reward.clip_range`` and KL term.
         """
 
-        def __init__(self, *args: Any, allocator: Any, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            allocator: Any,
+            advantage_clip: float | None = None,
+            group_weighting: str = "none",
+            **kwargs: Any,
+        ) -> None:
             super().__init__(*args, **kwargs)
+            self._attach(allocator, GroupStability(advantage_clip, group_weighting))
+
+        def _attach(self, allocator: Any, stability: Any) -> None:
+            check_estimator(self.args.algo.advantage.estimator)
             self.allocator = allocator
+            self.stability = stability
             self.last_update_metrics: dict[str, float] = {}
 
         @classmethod
-        def wrap(cls, maker: Any, allocator: Any) -> KnapsackExperienceMaker:
+        def wrap(
+            cls,
+            maker: Any,
+            allocator: Any,
+            *,
+            advantage_clip: float | None = None,
+            group_weighting: str = "none",
+        ) -> KnapsackExperienceMaker:
             """Return a knapsack experience maker with the state of an existing one.
 
             Parameters
@@ -320,11 +439,13 @@ def _classes() -> tuple[type, type]:
                 E.g. ``PPOTrainer.experience_maker``; it is not modified.
             allocator : KnapsackAllocator
                 Updated with the scores of every batch.
+            advantage_clip, group_weighting
+                See the class.
             """
+            stability = GroupStability(advantage_clip, group_weighting)
             wrapped = cls.__new__(cls)
             wrapped.__dict__.update(maker.__dict__)
-            wrapped.allocator = allocator
-            wrapped.last_update_metrics = {}
+            wrapped._attach(allocator, stability)
             return wrapped
 
         @torch.no_grad()  # type: ignore[untyped-decorator]
@@ -332,11 +453,7 @@ def _classes() -> tuple[type, type]:
             """Compute returns and advantages with per-prompt groups of any size."""
             args = self.args
             estimator = args.algo.advantage.estimator
-            if estimator not in GROUP_ESTIMATORS:
-                raise ValueError(
-                    f"KnapsackExperienceMaker supports the estimators {list(GROUP_ESTIMATORS)}, "
-                    f"not {estimator!r}."
-                )
+            check_estimator(estimator)
             for experience in experiences:
                 experience.rewards = experience.rewards.to(
                     torch.promote_types(experience.rewards.dtype, torch.float32)
@@ -350,6 +467,9 @@ def _classes() -> tuple[type, type]:
             sizes = [len(e.rewards) for e in experiences]
             rewards = torch.cat([e.rewards for e in experiences])
             shaped, group_std = group_baseline(rewards, prompt_ids, estimator)
+            groups = torch.as_tensor(np.unique(prompt_ids, return_inverse=True)[1].reshape(-1))
+            shaped, group_metrics = self.stability.apply(shaped, groups)
+            self.last_update_metrics.update({f"groups/{k}": v for k, v in group_metrics.items()})
             for experience, reward, std in zip(
                 experiences, shaped.split(sizes), group_std.split(sizes), strict=True
             ):

@@ -20,12 +20,16 @@ What the subclass changes in TRL's ``GRPOTrainer`` (written against TRL 1.16):
   prompt once (``RepeatSampler`` with ``mini_repeat_count=1``), so a generation
   batch holds ``generation_batch_size // num_generations`` unique prompts.
 * ``_generate_and_score_completions``: gathers the prompts of all processes,
-  asks the allocator for a plan with budget ``prompts * num_generations`` on
-  the main process, broadcasts it, repeats prompt ``i`` ``counts[i]`` times and
-  hands each process its slice of the expanded batch. After TRL has scored the
-  completions, the advantages are recomputed per group (TRL reshapes rewards
-  to ``(-1, num_generations)``, which is wrong for unequal groups) and the
-  allocator is updated with the step's rewards.
+  asks the allocator for a plan on the main process (a budget of
+  ``prompts * num_generations`` rollouts, or ``token_budget`` completion
+  tokens), broadcasts it, repeats prompt ``i`` ``counts[i]`` times and hands
+  each process its slice of the expanded batch. The stock method then runs
+  with one completion per row (``num_generations`` is 1 while it runs), which
+  is what transformers generation and both vLLM modes need to follow the plan.
+  Afterwards the advantages are recomputed per group (TRL reshapes rewards to
+  ``(-1, num_generations)``, which is wrong for unequal groups), optionally
+  clipped and weighted per prompt (:class:`~knapsack_alloc.integrations.groups.GroupStability`),
+  and the allocator is updated with the step's rewards and completion lengths.
 * With ``rounds > 1``, ``_generate_and_score_completions`` calls the stock
   method once per round (:meth:`KnapsackAllocator.start_step
   <knapsack_alloc.KnapsackAllocator.start_step>`), concatenates the rounds'
@@ -51,6 +55,7 @@ __all__ = [
     "concat_round_outputs",
     "group_advantages",
     "process_aligned_shares",
+    "trim_to_multiple",
     *_LAZY,
 ]
 
@@ -285,10 +290,53 @@ def concat_round_outputs(outputs: list[dict[str, Any]], pad_token_id: int) -> di
     return merged
 
 
+def trim_to_multiple(counts: Any, multiple: int, floor: int) -> Any:
+    """Remove rollouts so that their total is a multiple of ``multiple``.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray of int64
+        Rollouts per prompt.
+    multiple : int
+        The total must become a multiple of this (processes times
+        ``steps_per_generation``: TRL splits a generation batch into equal
+        per-process and per-step slices).
+    floor : int
+        No prompt is cut below this many rollouts.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        A copy with ``sum(counts) % multiple`` fewer rollouts, one fewer for
+        each of the largest groups (ties by batch order).
+
+    Raises
+    ------
+    ValueError
+        If fewer groups than that are above ``floor``.
+    """
+    import numpy as np
+
+    trimmed = np.array(counts, dtype=np.int64)
+    excess = int(trimmed.sum()) % multiple
+    if excess == 0:
+        return trimmed
+    largest = np.argsort(-trimmed, kind="stable")[:excess]
+    if largest.size < excess or trimmed[largest].min() <= floor:
+        raise ValueError(
+            f"The plan holds {int(trimmed.sum())} rollouts; making it a multiple of {multiple} "
+            f"(processes x steps_per_generation) would cut groups below {floor} rollouts. Raise "
+            "token_budget or use fewer processes / steps_per_generation."
+        )
+    trimmed[largest] -= 1
+    return trimmed
+
+
 @functools.cache
 def _trainer_class() -> type:
     """Import TRL and build ``KnapsackGRPOTrainer`` (once)."""
     import contextlib
+    import numbers
     import os
 
     import numpy as np
@@ -299,7 +347,9 @@ def _trainer_class() -> type:
     from trl.trainer.grpo_trainer import GRPOTrainer
     from trl.trainer.utils import RepeatSampler, nanstd
 
+    from knapsack_alloc._validation import InvalidArgumentError
     from knapsack_alloc.batching import expand_counts
+    from knapsack_alloc.integrations.groups import GroupStability
 
     # TRL's internals are typed loosely and change between versions; checking
     # against them would tie this module to one TRL release.
@@ -314,7 +364,7 @@ def _trainer_class() -> type:
             Passed to ``trl.GRPOTrainer``.
         allocator : KnapsackAllocator
             Plans the rollouts of every generation batch and is updated with
-            its rewards.
+            its rewards (and, as costs, the completion lengths).
         prompt_id_column : str or None, default "prompt_id"
             Dataset column that identifies a prompt across epochs (an int or a
             string). ``None`` hashes the prompt itself.
@@ -323,6 +373,22 @@ def _trainer_class() -> type:
             rewards update the allocator, e.g. a 0/1 correctness reward next
             to a format reward. ``None`` uses the weighted sum of all reward
             functions.
+        token_budget : int or None, default None
+            Completion tokens a generation batch may spend, instead of
+            ``generation_batch_size`` rollouts. A prompt's rollout then costs
+            its tracked mean completion length, so the allocator must use
+            ``cost_model="tracked"``, a ``cost_resolution`` (tokens per cost
+            unit, e.g. 64) and ``allow_unused_budget=True``. Until any length
+            is known, a rollout is
+            assumed to cost ``token_budget / generation_batch_size`` tokens.
+            The rollouts per step then vary; their total is trimmed to a
+            multiple of ``num_processes * steps_per_generation``.
+        advantage_clip : float or None, default None
+            Clip every advantage to ``[-advantage_clip, advantage_clip]``
+            (the Knapsack RL reference run uses 5).
+        group_weighting : {"none", "sqrt", "equal"}, default "none"
+            Per-prompt loss weighting of groups of unequal size (see
+            :class:`~knapsack_alloc.integrations.groups.GroupStability`).
         rounds : int, default 1
             Generate each batch in this many rounds: every round after the
             first is planned with the rewards of the earlier ones (see
@@ -331,12 +397,14 @@ def _trainer_class() -> type:
         first_share : float or None, default None
             Share of the rollouts of the first round (default ``1 / rounds``).
 
+
         Notes
         -----
-        The rollout budget of a generation batch is ``generation_batch_size``
-        (unique prompts times ``num_generations``), the same as the stock
-        trainer's. ``per_device_train_batch_size * steps_per_generation`` must
-        be a multiple of ``num_generations``, so that every process receives a
+        With the rollout budget (the default), a generation batch spends
+        ``generation_batch_size`` rollouts (unique prompts times
+        ``num_generations``), the same as the stock trainer.
+        ``per_device_train_batch_size * steps_per_generation`` must be a
+        multiple of ``num_generations``, so that every process receives a
         whole number of unique prompts. The plan is made on the main process
         and broadcast; every process then updates its copy of the allocator
         with the same gathered rewards.
@@ -350,6 +418,9 @@ def _trainer_class() -> type:
             allocator: Any,
             prompt_id_column: str | None = "prompt_id",
             allocator_reward: str | None = None,
+            token_budget: float | None = None,
+            advantage_clip: float | None = None,
+            group_weighting: str = "none",
             rounds: int = 1,
             first_share: float | None = None,
             **kwargs: Any,
@@ -357,10 +428,46 @@ def _trainer_class() -> type:
             from knapsack_alloc.rounds import round_shares
 
             self.round_shares = round_shares(rounds, first_share)
+            self.stability = GroupStability(advantage_clip, group_weighting)
+            if token_budget is not None and len(self.round_shares) > 1:
+                raise ValueError(
+                    f"token_budget with rounds == {rounds}: a step in rounds is planned in "
+                    "rollouts; use one of the two."
+                )
+            if token_budget is not None:
+                if isinstance(token_budget, bool) or not isinstance(token_budget, numbers.Real):
+                    kind = type(token_budget).__name__
+                    raise TypeError(f"token_budget must be a number of tokens, got {kind}.")
+                if not token_budget > 0:
+                    raise ValueError(f"token_budget == {token_budget!r}, must be > 0 (or None).")
+                settings = {
+                    name: getattr(allocator, name, None)
+                    for name in ("cost_model", "cost_resolution", "allow_unused_budget")
+                }
+                if (
+                    settings["cost_model"] != "tracked"
+                    or settings["cost_resolution"] is None
+                    or settings["allow_unused_budget"] is not True
+                ):
+                    raise ValueError(
+                        "token_budget needs an allocator that charges each prompt its tracked "
+                        "mean completion length (cost_model='tracked'), rounded to a resolution "
+                        "(mean lengths are not whole numbers), and that may leave a few tokens "
+                        "unspent (whole rollouts rarely add up to the budget exactly); got "
+                        f"{settings}. Create it with KnapsackAllocator(..., "
+                        'cost_model="tracked", cost_resolution=64, allow_unused_budget=True).'
+                    )
+            elif getattr(allocator, "cost_model", None) == "tracked":
+                raise ValueError(
+                    "The allocator charges tracked costs (cost_model='tracked') but the budget "
+                    "counts rollouts; pass token_budget= to budget completion tokens, or create "
+                    "the allocator with cost_model='unit'."
+                )
             super().__init__(*args, **kwargs)
             self.allocator = allocator
             self.prompt_id_column = prompt_id_column
             self.allocator_reward = allocator_reward
+            self.token_budget = token_budget
             self._step_rewards_per_func: torch.Tensor | None = None
             local_rollouts = self.args.per_device_train_batch_size * self.args.steps_per_generation
             if local_rollouts % self.num_generations != 0:
@@ -373,12 +480,6 @@ def _trainer_class() -> type:
                 raise ValueError(
                     "KnapsackGRPOTrainer needs a map-style `datasets.Dataset`; iterable "
                     "datasets are not supported."
-                )
-            if self.use_vllm and self.vllm_mode == "server":
-                raise ValueError(
-                    "vLLM server mode generates `num_generations` completions per unique "
-                    "prompt and cannot follow a plan; use `vllm_mode='colocate'` or "
-                    "transformers generation."
                 )
             if allocator_reward is not None and allocator_reward not in self.reward_func_names:
                 raise ValueError(
@@ -424,6 +525,45 @@ def _trainer_class() -> type:
                 )
             return row[self.prompt_id_column]
 
+        def _plan(self, prompt_ids: list[Any]) -> tuple[Any, dict[str, float]]:
+            """Plan one generation batch (main process only): counts and metrics."""
+            if self.token_budget is None:
+                plan = self.allocator.plan(prompt_ids, len(prompt_ids) * self.num_generations)
+                return np.asarray(plan.counts, dtype=np.int64), dict(plan.metrics)
+            costs = None
+            if self.allocator.history_.mean_cost() is None:
+                per_rollout = self.token_budget / (len(prompt_ids) * self.num_generations)
+                costs = np.full(len(prompt_ids), per_rollout)
+            try:
+                plan = self.allocator.plan(prompt_ids, self.token_budget, costs=costs)
+            except InvalidArgumentError as error:
+                raise ValueError(
+                    f"Planning {len(prompt_ids)} prompts with token_budget == "
+                    f"{self.token_budget!r} failed: {error} With a token budget, the "
+                    "allocator's minimum rollouts (preset 'paper': default_rollouts per prompt "
+                    "with fewer than min_history rewards, min_rollouts per other prompt; "
+                    "'bayes': min_rollouts) must fit the budget at the prompts' tracked "
+                    "completion lengths, which tend to grow during training: leave headroom."
+                ) from error
+            multiple = self.accelerator.num_processes * self.args.steps_per_generation
+            counts = trim_to_multiple(plan.counts, multiple, floor=self.allocator.min_rollouts)
+            metrics = dict(plan.metrics)
+            metrics["trimmed"] = float(np.sum(plan.counts) - counts.sum())
+            return counts, metrics
+
+        @contextlib.contextmanager
+        def _one_completion_per_row(self) -> Any:
+            # The stock method reads num_generations to ask vLLM for that many
+            # completions of every num_generations-th row (server mode) and to group
+            # rewards; the expanded batch already repeats each prompt, so each row
+            # needs exactly one completion, and the groups are redone afterwards.
+            planned = self.num_generations
+            self.num_generations = 1
+            try:
+                yield
+            finally:
+                self.num_generations = planned
+
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             if not self.model.training:
                 evaluated: dict[str, Any] = super()._generate_and_score_completions(inputs)
@@ -434,62 +574,55 @@ def _trainer_class() -> type:
             prompt_ids = [self._prompt_id(row) for row in rows]
             payload: list[Any] = [None]
             if self.accelerator.is_main_process:
-                plan = self.allocator.plan(prompt_ids, len(rows) * self.num_generations)
-                payload = [(np.asarray(plan.counts, dtype=np.int64), dict(plan.metrics))]
+                payload = [self._plan(prompt_ids)]
             broadcast_object_list(payload, from_process=0)
             counts, plan_metrics = payload[0]
             rollout_index, group_ids = expand_counts(counts)
 
-            local = len(inputs) * self.num_generations
+            local = rollout_index.size // self.accelerator.num_processes
             start = self.accelerator.process_index * local
             local_rows = [dict(rows[i]) for i in rollout_index[start : start + local]]
-            output: dict[str, Any] = super()._generate_and_score_completions(local_rows)
+            with self._one_completion_per_row():
+                output: dict[str, Any] = super()._generate_and_score_completions(local_rows)
 
             rewards_per_func = self._step_rewards_per_func
             if rewards_per_func is None:
                 raise RuntimeError("GRPOTrainer scored completions without `_calculate_rewards`.")
+            groups = torch.as_tensor(group_ids)
             advantages, std_is_zero = group_advantages(
                 rewards_per_func,
                 self.reward_weights,
-                torch.as_tensor(group_ids),
+                groups,
                 scale_rewards=self.scale_rewards,
                 aggregation=self.multi_objective_aggregation,
             )
+            advantages, group_metrics = self.stability.apply(advantages, groups)
             output["advantages"] = advantages[start : start + local]
-            # TRL logged advantages and zero-spread counts for groups of num_generations.
+            # TRL logged advantages and zero-spread counts for groups of one row. Its log is
+            # a bounded deque: it holds at most that many of this step's entries.
             logged = self._logs["advantages"]
-            for _ in range(len(advantages)):
+            for _ in range(min(len(advantages), len(logged))):
                 logged.pop()
             logged.extend(advantages.tolist())
             metrics = self._metrics["train"]
             metrics["frac_reward_zero_std"][-1] = std_is_zero.float().mean().item()
 
-            if self.allocator_reward is None:
-                weights = self.reward_weights.to(rewards_per_func.device)
-                rewards = (rewards_per_func * weights).nansum(dim=1)
-                rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-            else:
-                rewards = rewards_per_func[:, self.reward_func_names.index(self.allocator_reward)]
-            rewards_np = rewards.detach().cpu().numpy().astype(np.float64)
+            rewards_np = self._allocator_rewards(rewards_per_func)
+            lengths = self.accelerator.gather(output["completion_mask"].sum(dim=1))
+            lengths_np = lengths.detach().cpu().numpy().astype(np.float64).clip(min=1.0)
             scored = ~np.isnan(rewards_np)
             rollout_ids = [prompt_ids[i] for i in rollout_index[scored]]
-            update_metrics = self.allocator.update(rollout_ids, rewards_np[scored])
-            for name, value in plan_metrics.items():
-                metrics[f"knapsack/plan/{name}"].append(float(value))
-            for name, value in update_metrics.items():
-                metrics[f"knapsack/update/{name}"].append(float(value))
+            update_metrics = self.allocator.update(
+                rollout_ids, rewards_np[scored], costs=lengths_np[scored]
+            )
+            for prefix, values in (
+                ("plan", plan_metrics),
+                ("update", update_metrics),
+                ("groups", group_metrics),
+            ):
+                for name, value in values.items():
+                    metrics[f"knapsack/{prefix}/{name}"].append(float(value))
             return output
-
-        @contextlib.contextmanager
-        def _one_completion_per_row(self) -> Any:
-            # The stock method groups rewards by num_generations; the expanded
-            # batch already repeats each prompt, and the groups are redone afterwards.
-            planned = self.num_generations
-            self.num_generations = 1
-            try:
-                yield
-            finally:
-                self.num_generations = planned
 
         def _allocator_rewards(self, rewards_per_func: torch.Tensor) -> Any:
             """Rewards that update the allocator, NaN where no function gave one."""
@@ -561,6 +694,7 @@ def _trainer_class() -> type:
                 scale_rewards=self.scale_rewards,
                 aggregation=self.multi_objective_aggregation,
             )
+            advantages, group_metrics = self.stability.apply(advantages, torch.as_tensor(group_ids))
             output["advantages"] = advantages[torch.as_tensor(np.concatenate(mine))]
             self._log_rounds(metrics, logged_before, [g.size for g in groups], rewards_per_func,
                              advantages, std_is_zero)  # fmt: skip
@@ -581,6 +715,8 @@ def _trainer_class() -> type:
                          "effective_ratio", "prompts_with_gradient", "prompts_all_correct",
                          "prompts_all_wrong"):  # fmt: skip
                 metrics[f"knapsack/update/{name}"].append(float(update_metrics[name]))
+            for name, value in group_metrics.items():
+                metrics[f"knapsack/groups/{name}"].append(float(value))
             return output
 
         def _next_round(self, step: Any) -> tuple[Any, dict[str, float]] | None:

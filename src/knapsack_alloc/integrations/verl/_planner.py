@@ -1,32 +1,8 @@
-"""verl adapter: per-prompt rollout counts from a `KnapsackAllocator`.
+"""`VerlKnapsackPlanner`: plan, expand and learn verl rollout batches.
 
-verl groups rollouts by the per-prompt ``uid`` when it computes GRPO
-advantages, so groups of unequal size need no change there; what changes is how
-many rollouts each prompt gets. Importing this module needs neither verl nor
-PyTorch. Written against verl 0.9.1.
-
-v1 trainer (``verl.trainer.ppo.v1``, the default): the agent loop reads a
-per-prompt ``__rollout_n__`` field (``AgentLoopWorkerTQ._run_prompt``)::
-
-    planner = VerlKnapsackPlanner(KnapsackAllocator(preset="paper"), rollout_n=8,
-                                  num_workers=len(agent_loop_workers))
-
-    class KnapsackTrainer(SyncTrainer):
-        def _next_train_batch(self, num_prompts=None):
-            return planner.prepare_v1_batch(super()._next_train_batch(num_prompts))
-
-    # and after rewards, with the DataProto verl builds in ``_compute_advantage``:
-    planner.update_from_data(data, batch_keys=batch.keys)
-
-Legacy trainer (``RayPPOTrainer.fit``): replace the two ``repeat(rollout_n,
-interleave=True)`` calls with :meth:`VerlKnapsackPlanner.expand`::
-
-    plan = planner.plan_data_proto(batch)
-    gen_batch_output = planner.expand(gen_batch, plan)
-    ...
-    batch = planner.expand(batch, plan)
-    ...
-    planner.update_from_data(batch)  # once token_level_scores are set
+The building block of the verl trainer (:mod:`knapsack_alloc.integrations.verl`)
+and the programmatic API for custom trainers. Importing it needs neither verl
+nor PyTorch; both are needed only when a batch is planned or expanded.
 """
 
 from __future__ import annotations
@@ -99,6 +75,10 @@ class VerlKnapsackPlanner:
     min_group_size : int, default 2
         Smallest group a plan may contain. verl gives a group of one rollout
         its raw score as GRPO advantage, so keep this at 2 or more.
+    keep_uids : bool, default True
+        Remember which prompt each planned ``uid`` is, for :meth:`update`.
+        Callers that read prompt ids from the scored batch themselves turn
+        this off, so nothing accumulates for groups that never come back.
 
     Attributes
     ----------
@@ -114,6 +94,7 @@ class VerlKnapsackPlanner:
         num_workers: int = 1,
         prompt_key: str = "index",
         min_group_size: int = 2,
+        keep_uids: bool = True,
     ) -> None:
         for name, value in (("rollout_n", rollout_n), ("num_workers", num_workers)):
             if not isinstance(value, int | np.integer) or value < 1:
@@ -123,6 +104,7 @@ class VerlKnapsackPlanner:
         self.num_workers = int(num_workers)
         self.prompt_key = prompt_key
         self.min_group_size = min_group_size
+        self.keep_uids = keep_uids
         self.last_plan: RolloutPlan | None = None
         self._uid_prompt: dict[str, Any] = {}
 
@@ -155,7 +137,7 @@ class VerlKnapsackPlanner:
         -------
         RolloutPlan
         """
-        ids = [_plain(p) for p in prompt_ids]
+        ids = [plain(p) for p in prompt_ids]
         keys = [str(u) for u in uids]
         if len(keys) != len(ids):
             raise ValueError(
@@ -173,7 +155,8 @@ class VerlKnapsackPlanner:
         order = split.order
         rollout_index, _ = step.expand(order)
         metrics = {**step.metrics, "balance_gap": split.gap}
-        self._uid_prompt.update(zip(keys, ids, strict=True))
+        if self.keep_uids:
+            self._uid_prompt.update(zip(keys, ids, strict=True))
         self.last_plan = RolloutPlan(
             order=order,
             counts=counts[order],
@@ -272,7 +255,8 @@ class VerlKnapsackPlanner:
         keys = [str(u) for u in uids]
         unknown = sorted({k for k in keys if k not in self._uid_prompt})
         if unknown:
-            raise KeyError(f"uid {unknown[0]!r} was not planned by this planner.")
+            hint = "" if self.keep_uids else " (it was created with keep_uids=False)"
+            raise KeyError(f"uid {unknown[0]!r} was not planned by this planner{hint}.")
         metrics = self.allocator.update([self._uid_prompt[k] for k in keys], np.asarray(scores))
         for key in set(keys):
             del self._uid_prompt[key]
@@ -304,13 +288,24 @@ class VerlKnapsackPlanner:
         scores = fields[name].sum(dim=-1).double().cpu().numpy()
         uids = np.asarray(data.non_tensor_batch["uid"], dtype=object)
         if batch_keys is not None:
-            rows = _final_session_rows(batch_keys)
+            rows = final_session_rows(batch_keys)
             scores, uids = scores[rows], uids[rows]
         return self.update(list(uids), scores)
 
 
-def _final_session_rows(batch_keys: Sequence[str]) -> NDArray[np.int64]:
-    """Row of the last output of each ``{uid}_{session}`` in v1 TransferQueue keys."""
+def final_session_rows(batch_keys: Sequence[str]) -> NDArray[np.int64]:
+    """Row of the last output of each ``{uid}_{session}`` in v1 TransferQueue keys.
+
+    Parameters
+    ----------
+    batch_keys : sequence of str
+        Keys ``{uid}_{session}_{index}``.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Ascending rows, one per session: the output verl scores.
+    """
     last: dict[str, tuple[int, int]] = {}
     for row, key in enumerate(batch_keys):
         session, _, index = key.rpartition("_")
@@ -319,7 +314,7 @@ def _final_session_rows(batch_keys: Sequence[str]) -> NDArray[np.int64]:
     return np.array(sorted(row for _, row in last.values()), dtype=np.int64)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Return a NumPy or PyTorch scalar as a Python int or str, other values unchanged."""
     item = getattr(value, "item", None)
     return item() if callable(item) and np.ndim(value) == 0 else value
