@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -206,22 +209,32 @@ def test_same_input_same_output(data):
 
 @pytest.mark.parametrize("solver", ["auto", "dp", "ortools"])
 @settings(max_examples=40, deadline=None)
-@given(instance=instances(min_lower=1), resolution=st.sampled_from([0.25, 0.5, 1.0]),
+@given(instance=instances(min_lower=1), resolution=st.sampled_from([0.25, 0.5, 1.0, 0.1]),
        noise=st.lists(st.floats(-0.1, 0.1), min_size=4, max_size=4))  # fmt: skip
 def test_rounded_costs_are_optimal_for_the_rounded_problem(solver, instance, resolution, noise):
     rates, lower, upper, costs, budget = instance
     real_costs = costs * resolution + np.array(noise[: len(costs)]) * resolution
-    rounded = np.rint(real_costs / resolution).astype(np.int64)
-    best, _ = brute_force(lambda c: GRPO.value(c, rates), lower, upper, rounded, budget)
+    rounded, budget_units, unit = rounded_up(real_costs, budget * resolution, resolution)
+    if budget_units < rounded @ lower:
+        return  # rounding up left too little for the minimums (an error, tested elsewhere)
+    best, _ = brute_force(lambda c: GRPO.value(c, rates), lower, upper, rounded, budget_units)
     result = allocate(
         rates, budget * resolution, min_rollouts=lower, max_rollouts=upper, costs=real_costs,
         cost_resolution=resolution, solver=solver, allow_unused_budget=True,
     )  # fmt: skip
-    assert rounded @ result.counts <= budget
+    assert rounded @ result.counts <= budget_units
     assert result.objective == pytest.approx(best, rel=TOLERANCE, abs=1e-12)
     assert result.cost_rounding == pytest.approx(
-        np.max(np.abs(real_costs - rounded * resolution) / real_costs), rel=1e-9
+        np.max((rounded * unit - real_costs) / real_costs), rel=1e-9, abs=1e-15
     )
+
+
+def rounded_up(real_costs, budget, resolution):
+    """Whole units of ``budget / round(budget / resolution)``; costs rounded up, exactly."""
+    units = round(Fraction(budget) / Fraction(resolution))
+    unit = Fraction(budget) / units if units else Fraction(resolution)
+    costs = np.array([math.ceil(Fraction(c) / unit) for c in real_costs.tolist()])
+    return costs, units, float(unit)
 
 
 @pytest.mark.parametrize("value", ["grpo", "nonzero"])

@@ -10,7 +10,12 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["knapsack_alloc", "knapsack_alloc.engine", "knapsack_alloc.posterior"],
+    [
+        "knapsack_alloc",
+        "knapsack_alloc.engine",
+        "knapsack_alloc.posterior",
+        "knapsack_alloc.certify",
+    ],
 )
 def test_docstring_examples(module):
     failures, attempted = doctest.testmod(importlib.import_module(module), verbose=False)

@@ -5,26 +5,35 @@ Three cases (see ``docs/costs.md``):
 * unit costs (``costs=None``): one unit per rollout, the budget counts rollouts;
 * integer costs: e.g. expected response tokens per rollout in units of 64
   tokens; the budget is in the same units; solved exactly;
-* real costs with ``cost_resolution=r``: each cost is rounded to a whole
-  number of ``r`` units and the budget is floored to whole units; the
-  largest relative rounding error is reported.
+* real costs with ``cost_resolution=r``: each cost is rounded *up* to a whole
+  number of ``r`` units and the budget *down*, so an allocation within the
+  rounded budget never spends more than the real one; the largest relative
+  rounding of a cost is reported.
+
+Every number is range-checked before it is converted to an integer: costs
+and budgets up to ``2**53`` units are supported.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, real_array, real_scalar
+from knapsack_alloc._validation import (
+    MAX_INTEGER,
+    InvalidArgumentError,
+    real_array,
+    real_scalar,
+)
 
-# Slack for floating-point division when converting a budget to whole units
-# (0.3 / 0.1 is 2.9999999999999996).
-_UNIT_SLACK = 1e-9
-
+_BUDGET_TOO_LARGE = (
+    "budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
+)
 
 @dataclass(frozen=True)
 class CostModel:
@@ -43,8 +52,8 @@ class CostModel:
     kind : {'unit', 'integer', 'rounded'}
         Which cost model applies.
     rounding : float or None
-        Largest relative error ``|cost - unit * units| / cost`` when costs
-        were rounded, else None.
+        Largest relative rounding ``(unit * units - cost) / cost >= 0`` when
+        costs were rounded up, else None.
     """
 
     units: NDArray[np.int64]
@@ -90,7 +99,7 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
                 "must be > 0 (cost of one rollout)."
             )
     if cost_resolution is not None:
-        return _rounded(per_rollout, budget_value, cost_resolution)
+        return _rounded(per_rollout, budget, budget_value, cost_resolution)
 
     fractional = np.floor(per_rollout) != per_rollout
     if costs is not None and fractional.any():
@@ -99,6 +108,14 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
             f"costs[{index}] == {float(per_rollout[index])!r} is not a whole number; pass "
             "cost_resolution (e.g. cost_resolution=0.01) to round costs to that unit, "
             "or give costs in whole units."
+        )
+    too_large = per_rollout > MAX_INTEGER
+    if too_large.any():
+        index = int(np.flatnonzero(too_large)[0])
+        raise InvalidArgumentError(
+            f"costs[{index}] == {float(per_rollout[index])!r} is too large; costs up to 2**53 "
+            "units are supported: give costs and budget in a coarser unit, or pass "
+            "cost_resolution."
         )
     return CostModel(
         units=per_rollout.astype(np.int64),
@@ -122,27 +139,71 @@ def _whole_budget(budget: Any, budget_value: float) -> int:
             f"budget == {budget!r}, must be a whole number of cost units "
             "(or pass cost_resolution to work in fractional units)."
         )
-    return int(budget) if isinstance(budget, (int, np.integer)) else int(budget_value)
+    whole = int(budget) if isinstance(budget, (int, np.integer)) else int(budget_value)
+    if whole > MAX_INTEGER:
+        raise InvalidArgumentError(_BUDGET_TOO_LARGE.format(budget=budget))
+    return whole
 
 
-def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -> CostModel:
-    unit = real_scalar("cost_resolution", resolution)
-    if unit <= 0:
+def _rounded(
+    per_rollout: NDArray[np.float64], budget: Any, budget_value: float, resolution: Any
+) -> CostModel:
+    """Round costs up and split the budget into whole units of about ``resolution``.
+
+    The unit is ``budget / round(budget / resolution)``, within half a unit of
+    ``resolution``, so the budget is a whole number of units exactly (a
+    budget of 1.0 at resolution 0.01 is 100 units although the float 0.01 is
+    slightly above 1/100). Each cost becomes the smallest whole number of
+    units at least as large, in exact arithmetic, so an allocation within the
+    units never spends more than the budget.
+    """
+    resolution_value = real_scalar("cost_resolution", resolution)
+    if resolution_value <= 0:
         raise InvalidArgumentError(f"cost_resolution == {resolution!r}, must be > 0.")
-    units = np.rint(per_rollout / unit)
-    too_small = units < 1
-    if too_small.any():
-        index = int(np.flatnonzero(too_small)[0])
+    exact_budget = Fraction(int(budget)) if isinstance(budget, (int, np.integer)) else Fraction(
+        budget_value
+    )
+    budget_units = round(exact_budget / Fraction(resolution_value))
+    if budget_units > MAX_INTEGER:
         raise InvalidArgumentError(
-            f"costs[{index}] == {float(per_rollout[index])!r} rounds to 0 units of "
-            f"cost_resolution == {unit!r}; use a finer cost_resolution."
+            f"budget == {budget!r} is {float(budget_units):.3g} units of cost_resolution == "
+            f"{resolution_value!r}; budgets up to 2**53 cost units are supported, use a coarser "
+            "cost_resolution."
         )
-    error = np.abs(per_rollout - units * unit) / per_rollout
+    unit = exact_budget / budget_units if budget_units else Fraction(resolution_value)
+    units = _ceil_units(per_rollout, unit)
+    too_large = units > MAX_INTEGER
+    if too_large.any():
+        index = int(np.flatnonzero(too_large)[0])
+        raise InvalidArgumentError(
+            f"costs[{index}] == {float(per_rollout[index])!r} is {float(units[index]):.3g} units "
+            f"of cost_resolution == {resolution_value!r}; at most 2**53 units are supported, use "
+            "a coarser cost_resolution."
+        )
+    rounding = (units * float(unit) - per_rollout) / per_rollout
     return CostModel(
         units=units.astype(np.int64),
-        budget=budget,
-        budget_units=math.floor(budget / unit + _UNIT_SLACK),
+        budget=budget_value,
+        budget_units=budget_units,
         per_rollout=per_rollout,
         kind="rounded",
-        rounding=float(error.max(initial=0.0)),
+        rounding=float(np.maximum(rounding, 0.0).max(initial=0.0)),
     )
+
+
+def _ceil_units(costs: NDArray[np.float64], unit: Fraction) -> NDArray[np.float64]:
+    """Smallest whole ``u`` with ``u * unit >= cost`` for each cost, in exact arithmetic.
+
+    The float quotient ``cost / unit`` is off by a few units in its last
+    place at most, so its ceiling can be wrong only where it lies that close
+    to a whole number; those few are settled with exact fractions.
+    """
+    quotient = costs / float(unit)
+    units = np.ceil(quotient)
+    close = np.abs(quotient - np.rint(quotient)) <= 4 * np.spacing(quotient)
+    doubtful = np.flatnonzero(close & (quotient <= 2 * MAX_INTEGER))
+    if doubtful.size:
+        values, inverse = np.unique(costs[doubtful], return_inverse=True)
+        exact = [math.ceil(Fraction(value) / unit) for value in values.tolist()]
+        units[doubtful] = np.asarray(exact, dtype=np.float64)[inverse.reshape(-1)]
+    return units
