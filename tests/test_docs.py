@@ -14,7 +14,7 @@ import pytest
         "knapsack_alloc",
         "knapsack_alloc.engine",
         "knapsack_alloc.posterior",
-        "knapsack_alloc.certify",
+        "knapsack_alloc.certificates",
     ],
 )
 def test_docstring_examples(module):

@@ -21,8 +21,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 _EXPORTS = {
     "allocate": "knapsack_alloc.engine",
-    "certify": "knapsack_alloc.certify",
-    "Certificate": "knapsack_alloc.certify",
+    "certify": "knapsack_alloc.certificates",
+    "Certificate": "knapsack_alloc.certificates",
     "AllocationResult": "knapsack_alloc.result",
     "BetaPosterior": "knapsack_alloc.posterior",
     "ValueModel": "knapsack_alloc.values",
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from knapsack_alloc.batching import Partition as Partition
     from knapsack_alloc.batching import balance as balance
     from knapsack_alloc.batching import expand_counts as expand_counts
-    from knapsack_alloc.certify import Certificate as Certificate
-    from knapsack_alloc.certify import certify as certify
+    from knapsack_alloc.certificates import Certificate as Certificate
+    from knapsack_alloc.certificates import certify as certify
     from knapsack_alloc.checkpoint import CheckpointError as CheckpointError
     from knapsack_alloc.engine import allocate as allocate
     from knapsack_alloc.posterior import BetaPosterior as BetaPosterior

@@ -18,7 +18,7 @@ from knapsack_alloc._validation import (
     real_scalar,
     rollout_bounds,
 )
-from knapsack_alloc.certify import dual_bound, proves_optimal
+from knapsack_alloc.certificates import dual_bound, proves_optimal
 from knapsack_alloc.costs import resolve_costs
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS, SolverOptions

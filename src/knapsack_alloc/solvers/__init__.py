@@ -4,7 +4,7 @@
 resolved here and only here. Kernel modules (and so numba) are imported on
 first use, which keeps ``import knapsack_alloc`` fast. Solvers return
 rollouts and, where they prove one, a bound; the engine compares the
-objective with the Lagrangian bound (:mod:`knapsack_alloc.certify`) to set
+objective with the Lagrangian bound (:mod:`knapsack_alloc.certificates`) to set
 the status.
 """
 
