@@ -157,7 +157,9 @@ def integer_array(
     too_large = exact > maximum
     if too_large.any():
         index = int(np.flatnonzero(too_large)[0])
-        raise InvalidArgumentError(_too_large(f"{name}[{index}]", exact[index].item(), maximum))
+        # Show the caller's number: numpy turns a list mixing huge and small ints into floats.
+        shown = value[index] if isinstance(value, (list, tuple)) else exact[index].item()
+        raise InvalidArgumentError(_too_large(f"{name}[{index}]", shown, maximum))
     return floats.astype(np.int64)
 
 

@@ -56,7 +56,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 _STATE_FORMAT = "knapsack-alloc/KnapsackAllocator"
 _STATE_VERSION = 1
 _MAX_WINDOW = 1024
-_MAX_BUDGET = 2**53
+# Sums of cost units x rollouts below this are exact in int64.
+_EXACT_INT64 = 2**62
 _QUANTILES = (10, 25, 50, 75, 90)
 
 
@@ -318,10 +319,7 @@ class KnapsackAllocator:
         size = ids.size
         per_rollout = self._costs(rows, costs)
         model = resolve_costs(per_rollout, budget, size, self.cost_resolution)
-        if model.budget_units > _MAX_BUDGET:
-            raise InvalidArgumentError(
-                f"budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
-            )
+        self._check_int64_sums(model.units)
         if size == 0 and model.budget_units > 0:
             raise InvalidArgumentError(
                 f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
@@ -385,6 +383,17 @@ class KnapsackAllocator:
             metrics=metrics,
             allocation=allocation,
         )
+
+    def _check_int64_sums(self, units: NDArray[np.int64]) -> None:
+        """Refuse costs so large that the rules' int64 sums of cost x rollouts could overflow."""
+        most = max(getattr(self, "default_rollouts", 0), self.min_rollouts, self.max_rollouts)
+        worst = float(units.sum(dtype=np.float64)) * most
+        if worst >= _EXACT_INT64:
+            raise InvalidArgumentError(
+                f"costs of {float(units.max()):.3g} units with up to {most} rollouts per prompt "
+                "reach 2**62 cost units; give costs and budget in a coarser unit (or a coarser "
+                "cost_resolution)."
+            )
 
     def _costs(self, rows: NDArray[np.int64], costs: Any) -> Any:
         if costs is not None or self.cost_model == "unit":

@@ -270,7 +270,8 @@ def _check_spend(
         over = exact > limit
     if over:
         raise InvalidArgumentError(
-            f"counts cost {total:.15g} (sum of cost * counts), more than budget == {budget!r}; "
+            f"counts cost {total:.17g} (sum of cost * counts, compared exactly), more than "
+            f"budget == {budget!r}; "
             "certify allocations that stay within the budget."
         )
     return total

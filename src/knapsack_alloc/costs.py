@@ -7,8 +7,9 @@ Three cases (see ``docs/costs.md``):
   tokens; the budget is in the same units; solved exactly;
 * real costs with ``cost_resolution=r``: each cost is rounded *up* to a whole
   number of ``r`` units and the budget *down*, so an allocation within the
-  rounded budget never spends more than the real one; the largest relative
-  rounding of a cost is reported.
+  rounded budget never spends more than the real one (up to the
+  representation error of the inputs, :data:`SPEND_TOLERANCE`); the largest
+  relative rounding of a cost is reported.
 
 Every number is range-checked before it is converted to an integer: costs
 and budgets up to ``2**53`` units are supported.
@@ -17,8 +18,8 @@ and budgets up to ``2**53`` units are supported.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +31,12 @@ from knapsack_alloc._validation import (
     real_array,
     real_scalar,
 )
+
+#: Relative amount by which the real spend may exceed the budget with rounded
+#: costs: the representation error of decimal inputs in binary floating point.
+SPEND_TOLERANCE = 1e-14
+# A quotient this many units in the last place from a whole number counts as it.
+_SNAP_ULPS = 4
 
 _BUDGET_TOO_LARGE = (
     "budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
@@ -148,62 +155,49 @@ def _whole_budget(budget: Any, budget_value: float) -> int:
 def _rounded(
     per_rollout: NDArray[np.float64], budget: Any, budget_value: float, resolution: Any
 ) -> CostModel:
-    """Round costs up and split the budget into whole units of about ``resolution``.
+    """Round costs up and the budget down to whole units of ``resolution``.
 
-    The unit is ``budget / round(budget / resolution)``, within half a unit of
-    ``resolution``, so the budget is a whole number of units exactly (a
-    budget of 1.0 at resolution 0.01 is 100 units although the float 0.01 is
-    slightly above 1/100). Each cost becomes the smallest whole number of
-    units at least as large, in exact arithmetic, so an allocation within the
-    units never spends more than the budget.
+    Quotients within a few units in the last place of a whole number count
+    as that number, so that decimal inputs behave as written (``1.0 / 0.01``
+    is ``99.99999999999999`` in binary floating point, and is 100 units).
+    The real spend of an allocation within the units then exceeds the budget
+    by at most a relative :data:`SPEND_TOLERANCE`, the representation error
+    of the inputs.
     """
-    resolution_value = real_scalar("cost_resolution", resolution)
-    if resolution_value <= 0:
+    unit = real_scalar("cost_resolution", resolution)
+    if unit <= 0:
         raise InvalidArgumentError(f"cost_resolution == {resolution!r}, must be > 0.")
-    exact_budget = Fraction(int(budget)) if isinstance(budget, (int, np.integer)) else Fraction(
-        budget_value
-    )
-    budget_units = round(exact_budget / Fraction(resolution_value))
+    budget_units = _whole_units(np.array([budget_value / unit]), np.floor)[0]
     if budget_units > MAX_INTEGER:
         raise InvalidArgumentError(
-            f"budget == {budget!r} is {float(budget_units):.3g} units of cost_resolution == "
-            f"{resolution_value!r}; budgets up to 2**53 cost units are supported, use a coarser "
-            "cost_resolution."
+            f"budget == {budget!r} is {budget_units:.3g} units of cost_resolution == {unit!r}; "
+            "budgets up to 2**53 cost units are supported, use a coarser cost_resolution."
         )
-    unit = exact_budget / budget_units if budget_units else Fraction(resolution_value)
-    units = _ceil_units(per_rollout, unit)
+    units = np.maximum(_whole_units(per_rollout / unit, np.ceil), 1.0)
     too_large = units > MAX_INTEGER
     if too_large.any():
         index = int(np.flatnonzero(too_large)[0])
         raise InvalidArgumentError(
             f"costs[{index}] == {float(per_rollout[index])!r} is {float(units[index]):.3g} units "
-            f"of cost_resolution == {resolution_value!r}; at most 2**53 units are supported, use "
-            "a coarser cost_resolution."
+            f"of cost_resolution == {unit!r}; at most 2**53 units are supported, use a coarser "
+            "cost_resolution."
         )
-    rounding = (units * float(unit) - per_rollout) / per_rollout
+    rounding = (units * unit - per_rollout) / per_rollout
     return CostModel(
         units=units.astype(np.int64),
         budget=budget_value,
-        budget_units=budget_units,
+        budget_units=int(budget_units),
         per_rollout=per_rollout,
         kind="rounded",
         rounding=float(np.maximum(rounding, 0.0).max(initial=0.0)),
     )
 
 
-def _ceil_units(costs: NDArray[np.float64], unit: Fraction) -> NDArray[np.float64]:
-    """Smallest whole ``u`` with ``u * unit >= cost`` for each cost, in exact arithmetic.
-
-    The float quotient ``cost / unit`` is off by a few units in its last
-    place at most, so its ceiling can be wrong only where it lies that close
-    to a whole number; those few are settled with exact fractions.
-    """
-    quotient = costs / float(unit)
-    units = np.ceil(quotient)
-    close = np.abs(quotient - np.rint(quotient)) <= 4 * np.spacing(quotient)
-    doubtful = np.flatnonzero(close & (quotient <= 2 * MAX_INTEGER))
-    if doubtful.size:
-        values, inverse = np.unique(costs[doubtful], return_inverse=True)
-        exact = [math.ceil(Fraction(value) / unit) for value in values.tolist()]
-        units[doubtful] = np.asarray(exact, dtype=np.float64)[inverse.reshape(-1)]
-    return units
+def _whole_units(
+    quotients: NDArray[np.float64], direction: Callable[[NDArray[np.float64]], Any]
+) -> NDArray[np.float64]:
+    """Round ``quotients`` with ``direction`` (floor or ceil), snapping near-whole ones first."""
+    nearest = np.rint(quotients)
+    near = np.abs(quotients - nearest) <= _SNAP_ULPS * np.spacing(np.abs(nearest))
+    rounded: NDArray[np.float64] = np.where(near, nearest, direction(quotients))
+    return rounded

@@ -139,6 +139,7 @@ def allocate(
         and costs is None
         and cost_resolution is None
         and time_limit is None
+        and max_table_bytes is None
         and isinstance(estimates, np.ndarray)
     ):
         result = _point_rates_unit_costs(estimates, budget, min_rollouts, max_rollouts, value,
