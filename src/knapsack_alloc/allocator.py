@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -205,6 +206,14 @@ class KnapsackAllocator:
     n_rollouts_ : int
         Rewards recorded so far.
 
+    Notes
+    -----
+    Safe to share between threads: :meth:`update`, :meth:`plan`,
+    :meth:`state_dict`, :meth:`load_state_dict` and :meth:`save` hold an
+    internal lock while they touch the learned state, so concurrent calls end
+    in the state some sequential order of them gives. ``plan`` releases it
+    before solving, so a slow solve does not hold up updates.
+
     Examples
     --------
     >>> ka = KnapsackAllocator("paper")
@@ -232,6 +241,8 @@ class KnapsackAllocator:
         object.__setattr__(self, "preset", preset)
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+        # Guards the learned state: update() and plan() may run in different threads.
+        self._lock = threading.Lock()
         self.history_ = RewardHistory(checked["window"])
         self.n_updates_ = 0
         self.n_rollouts_ = 0
@@ -261,6 +272,15 @@ class KnapsackAllocator:
                 "KnapsackAllocator with the parameter you want."
             )
         object.__setattr__(self, name, value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a lock is not state; the copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         changed = {
@@ -313,18 +333,19 @@ class KnapsackAllocator:
         """
         started = time.perf_counter()
         ids, kind = as_prompt_ids(prompt_ids, "prompt_ids")
-        self.history_.check_kind(kind, "prompt_ids")
-        rows = self.history_.lookup(ids)
-        window = self.history_.counts(rows)
         size = ids.size
-        per_rollout = self._costs(rows, costs)
+        with self._lock:  # a consistent snapshot of the state; the solve runs unlocked
+            self.history_.check_kind(kind, "prompt_ids")
+            rows = self.history_.lookup(ids)
+            window = self.history_.counts(rows)
+            per_rollout = self._costs(rows, costs)
+            prior = self._prior()
         model = resolve_costs(per_rollout, budget, size, self.cost_resolution)
         self._check_int64_sums(model.units)
         if size == 0 and model.budget_units > 0:
             raise InvalidArgumentError(
                 f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
             )
-        prior = self._prior()
         fallback = np.zeros(size, dtype=np.bool_)
         allocation: AllocationResult | None
         if self.preset == "paper":
@@ -466,12 +487,14 @@ class KnapsackAllocator:
                 raise InvalidArgumentError(
                     f"costs[{i}] == {float(per_rollout[i])!r}, must be > 0 (cost of one rollout)."
                 )
-        self.history_.check_kind(kind, "rollout_prompt_ids")
-        order, starts, new = self.history_.record(ids, kind, success, per_rollout)
-        if ids.size:
-            self.n_updates_ += 1
-            self.n_rollouts_ += int(ids.size)
-        return _update_metrics(raw[order], success[order], starts, new, len(self.history_))
+        with self._lock:
+            self.history_.check_kind(kind, "rollout_prompt_ids")
+            order, starts, new = self.history_.record(ids, kind, success, per_rollout)
+            if ids.size:
+                self.n_updates_ += 1
+                self.n_rollouts_ += int(ids.size)
+            tracked = len(self.history_)
+        return _update_metrics(raw[order], success[order], starts, new, tracked)
 
     def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         if isinstance(rewards, (str, bytes)):
@@ -536,15 +559,16 @@ class KnapsackAllocator:
             )
         if isinstance(params["prior"], tuple):
             params["prior"] = list(params["prior"])
-        return {
-            "format": _STATE_FORMAT,
-            "version": _STATE_VERSION,
-            "params": params,
-            "id_kind": self.history_.id_kind,
-            "n_updates": self.n_updates_,
-            "n_rollouts": self.n_rollouts_,
-            "arrays": self.history_.to_arrays(),
-        }
+        with self._lock:
+            return {
+                "format": _STATE_FORMAT,
+                "version": _STATE_VERSION,
+                "params": params,
+                "id_kind": self.history_.id_kind,
+                "n_updates": self.n_updates_,
+                "n_rollouts": self.n_rollouts_,
+                "arrays": self.history_.to_arrays(),
+            }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore parameters and learned state from :meth:`state_dict` output.
@@ -560,14 +584,15 @@ class KnapsackAllocator:
             If ``state`` is not a valid allocator state; nothing changes then.
         """
         other = _from_state(state)
-        for name in ("preset", *PRESETS["paper"]):
-            if hasattr(other, name):
-                object.__setattr__(self, name, getattr(other, name))
-            elif name in self.__dict__:
-                del self.__dict__[name]
-        self.history_ = other.history_
-        self.n_updates_ = other.n_updates_
-        self.n_rollouts_ = other.n_rollouts_
+        with self._lock:
+            for name in ("preset", *PRESETS["paper"]):
+                if hasattr(other, name):
+                    object.__setattr__(self, name, getattr(other, name))
+                elif name in self.__dict__:
+                    del self.__dict__[name]
+            self.history_ = other.history_
+            self.n_updates_ = other.n_updates_
+            self.n_rollouts_ = other.n_rollouts_
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the allocator to ``path`` atomically (see :mod:`knapsack_alloc.checkpoint`).
