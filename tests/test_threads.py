@@ -65,7 +65,7 @@ def test_concurrent_updates_and_plans_match_the_sequential_run(preset, eager_thr
             start.wait()
             for ids, rewards, costs in steps:
                 shared.update(ids, rewards, costs=costs)
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+        except BaseException as error:  # reported by the main thread
             failures.append(error)
 
     def plan():
@@ -75,7 +75,7 @@ def test_concurrent_updates_and_plans_match_the_sequential_run(preset, eager_thr
             while running.is_set():
                 result = shared.plan(batch, 2048 * 16, costs=np.full(batch.size, 16.0))
                 plans_made.append(int(result.counts.sum()))
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+        except BaseException as error:  # reported by the main thread
             failures.append(error)
 
     updaters = [threading.Thread(target=update, args=(steps,)) for steps in updates]
@@ -93,7 +93,8 @@ def test_concurrent_updates_and_plans_match_the_sequential_run(preset, eager_thr
     for steps in updates:
         for ids, rewards, costs in steps:
             sequential.update(ids, rewards, costs=costs)
-    assert (shared.n_updates_, shared.n_rollouts_) == (sequential.n_updates_, sequential.n_rollouts_)
+    assert shared.n_updates_ == sequential.n_updates_
+    assert shared.n_rollouts_ == sequential.n_rollouts_
     assert len(shared.history_) == len(sequential.history_)
     for batch in _batches(updates):
         mine, theirs = shared.plan(batch, 1_200_000), sequential.plan(batch, 1_200_000)

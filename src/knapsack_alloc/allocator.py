@@ -21,7 +21,14 @@ from knapsack_alloc._validation import (
 from knapsack_alloc.batching import Partition, balance, expand_counts
 from knapsack_alloc.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.history import IdKind, RewardHistory, WindowCounts, as_prompt_ids
+from knapsack_alloc.history import (
+    UPDATE_CHUNK,
+    IdKind,
+    RewardHistory,
+    UpdateSummary,
+    WindowCounts,
+    as_prompt_ids,
+)
 from knapsack_alloc.presets import (
     RULES,
     bayes_counts,
@@ -472,7 +479,7 @@ class KnapsackAllocator:
             On a bad argument, before any state changes.
         """
         ids, kind = as_prompt_ids(rollout_prompt_ids, "rollout_prompt_ids")
-        raw, success = self._rewards(rewards, ids.size)
+        values, success = self._rewards(rewards, ids.size)
         per_rollout = None
         if costs is not None:
             if np.ndim(costs) == 1 and len(costs) != ids.size:
@@ -489,14 +496,18 @@ class KnapsackAllocator:
                 )
         with self._lock:
             self.history_.check_kind(kind, "rollout_prompt_ids")
-            order, starts, new = self.history_.record(ids, kind, success, per_rollout)
+            summary = self.history_.record(ids, kind, success, per_rollout, values)
             if ids.size:
                 self.n_updates_ += 1
                 self.n_rollouts_ += int(ids.size)
             tracked = len(self.history_)
-        return _update_metrics(raw[order], success[order], starts, new, tracked)
+        return _update_metrics(summary, tracked)
 
-    def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Check the rewards; return them as an array and each rollout's success.
+
+        Checked a chunk at a time, so a large update makes no float copy of them.
+        """
         if isinstance(rewards, (str, bytes)):
             raise TypeError(
                 f"rewards must be an array of numbers or bools, not a string: {rewards!r}."
@@ -517,23 +528,26 @@ class KnapsackAllocator:
                 f"{size} ids and {array.size} rewards."
             )
         if array.dtype == np.bool_:
-            return array.astype(np.float64), array.copy()
+            return array, array
         if array.dtype.kind not in "iuf":
             raise TypeError(
                 f"rewards must be numbers or bools, got an array of dtype {array.dtype}; "
                 "map them to 0/1 first."
             )
-        raw = array.astype(np.float64)
-        bad = ~np.isfinite(raw) | (raw > 1.0) | ((raw < 0.0) & (raw != -1.0))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidArgumentError(
-                f"rewards[{i}] == {array[i].item()!r} is not a valid reward. Rewards must be 0/1, "
-                f"-1/1 (-1 is a failure), bools, or floats in [0, 1] (a success when >= "
-                f"success_threshold == {self.success_threshold!r}); rescale them into [0, 1] "
-                "or map them to 0/1."
-            )
-        return raw, raw >= self.success_threshold
+        success = np.empty(size, dtype=np.bool_)
+        for start in range(0, size, UPDATE_CHUNK):
+            raw = array[start : start + UPDATE_CHUNK].astype(np.float64)
+            bad = ~np.isfinite(raw) | (raw > 1.0) | ((raw < 0.0) & (raw != -1.0))
+            if bad.any():
+                i = start + int(np.flatnonzero(bad)[0])
+                raise InvalidArgumentError(
+                    f"rewards[{i}] == {array[i].item()!r} is not a valid reward. Rewards must be "
+                    f"0/1, -1/1 (-1 is a failure), bools, or floats in [0, 1] (a success when >= "
+                    f"success_threshold == {self.success_threshold!r}); rescale them into "
+                    "[0, 1] or map them to 0/1."
+                )
+            np.greater_equal(raw, self.success_threshold, out=success[start : start + raw.size])
+        return array, success
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -757,36 +771,19 @@ def _quantiles(counts: NDArray[np.int64]) -> dict[str, float]:
     return result
 
 
-def _update_metrics(
-    raw: NDArray[np.float64],
-    success: NDArray[np.bool_],
-    starts: NDArray[np.int64],
-    new: int,
-    tracked: int,
-) -> dict[str, float]:
-    size = raw.size
-    metrics = {
+def _update_metrics(summary: UpdateSummary, tracked: int) -> dict[str, float]:
+    size = summary.rollouts
+    return {
         "rollouts": float(size),
-        "prompts": float(starts.size),
-        "new_prompts": float(new),
+        "prompts": float(summary.prompts),
+        "new_prompts": float(summary.new_prompts),
         "tracked_prompts": float(tracked),
-        "success_rate": 0.0,
-        "effective_ratio": 0.0,
-        "prompts_with_gradient": 0.0,
-        "prompts_all_correct": 0.0,
-        "prompts_all_wrong": 0.0,
+        "success_rate": summary.successes / size if size else 0.0,
+        "effective_ratio": summary.rollouts_with_gradient / size if size else 0.0,
+        "prompts_with_gradient": float(summary.prompts_with_gradient),
+        "prompts_all_correct": float(summary.prompts_all_correct),
+        "prompts_all_wrong": float(summary.prompts_all_wrong),
     }
-    if not size:
-        return metrics
-    sizes = np.diff(np.append(starts, size))
-    mixed = np.minimum.reduceat(raw, starts) != np.maximum.reduceat(raw, starts)
-    wins = np.add.reduceat(success.astype(np.int64), starts)
-    metrics["success_rate"] = float(success.mean())
-    metrics["effective_ratio"] = float(sizes[mixed].sum()) / size
-    metrics["prompts_with_gradient"] = float(mixed.sum())
-    metrics["prompts_all_correct"] = float((wins == sizes).sum())
-    metrics["prompts_all_wrong"] = float((wins == 0).sum())
-    return metrics
 
 
 def _from_state(state: Any) -> KnapsackAllocator:
