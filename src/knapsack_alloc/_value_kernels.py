@@ -11,7 +11,7 @@ from knapsack_alloc._jit import kernel
 
 
 @kernel
-def _power(x: float, n: int) -> float:
+def power(x: float, n: int) -> float:
     """``x**n`` for small ``n >= 0`` by binary exponentiation (cheaper than ``pow``)."""
     result = 1.0
     while n > 0:
@@ -35,7 +35,7 @@ def _nonzero_probability(x: float, n: int) -> float:
     if small >= _CANCELLATION:
         return 1.0 - x**n - (1.0 - x) ** n
     # 1 - (1 - s)**n = -expm1(n log1p(-s)) keeps the digits the subtraction would lose.
-    return -math.expm1(n * math.log1p(-small)) - _power(small, n)
+    return -math.expm1(n * math.log1p(-small)) - power(small, n)
 
 
 @kernel
@@ -50,7 +50,7 @@ def point_values(
             out[i] = 0.0
         else:
             x = p[i]
-            out[i] = _power(x, p_power) * _power(1.0 - x, q_power) * _nonzero_probability(x, n)
+            out[i] = power(x, p_power) * power(1.0 - x, q_power) * _nonzero_probability(x, n)
     return out
 
 
@@ -70,7 +70,7 @@ def point_gain_terms(
         x = p[i]
         y = 1.0 - x
         start = max(lower[i], 1)
-        term_a[i] = _power(x, start + p_power) * _power(y, q_power + 1)
-        term_b[i] = _power(x, p_power + 1) * _power(y, start + q_power)
+        term_a[i] = power(x, start + p_power) * power(y, q_power + 1)
+        term_b[i] = power(x, p_power + 1) * power(y, start + q_power)
         q[i] = y
     return term_a, term_b, q

@@ -97,6 +97,20 @@ class Certificate:
         )
 
 
+def _dual_arguments(
+    lower: NDArray[np.int64],
+    span: NDArray[np.int64],
+    costs: NDArray[np.float64],
+    capacity: float,
+    gains: GainSource,
+    concave: bool,
+) -> tuple[Any, ...]:
+    return (
+        lower, span, costs, capacity, gains.term_a, gains.term_b, gains.a_num, gains.b_num,
+        gains.den, gains.step, gains.table, gains.use_table, concave,
+    )  # fmt: skip
+
+
 def dual_bound(
     lower: NDArray[np.int64],
     span: NDArray[np.int64],
@@ -104,9 +118,8 @@ def dual_bound(
     capacity: float,
     gains: GainSource,
     concave: bool,
-    price: float | None = None,
 ) -> tuple[float, float]:
-    """Lagrangian bound on the summed gains above ``lower``, and the price used.
+    """Minimise the Lagrangian bound on the summed gains above ``lower``.
 
     Parameters
     ----------
@@ -120,24 +133,53 @@ def dual_bound(
         Marginal gains of each prompt from its minimum.
     concave : bool
         Whether every prompt's gains never increase within its span.
-    price : float, optional
-        Evaluate the dual at this price; by default it is minimised.
 
     Returns
     -------
     bound, price : float
+        The bound and the price of one cost unit it was evaluated at.
     """
-    from knapsack_alloc.solvers._dual import dual_value, minimise_dual
+    from knapsack_alloc.solvers._dual import minimise_dual
 
-    arguments = (
-        lower, span, costs, capacity, gains.term_a, gains.term_b, gains.a_num, gains.b_num,
-        gains.den, gains.step, gains.table, gains.use_table, concave,
-    )  # fmt: skip
+    bound, price = minimise_dual(*_dual_arguments(lower, span, costs, capacity, gains, concave))
+    return float(bound), float(price)
+
+
+def shortfall(
+    lower: NDArray[np.int64],
+    span: NDArray[np.int64],
+    costs: NDArray[np.float64],
+    capacity: float,
+    gains: GainSource,
+    concave: bool,
+    extra: NDArray[np.int64],
+    price: float | None,
+    proven: float | None,
+) -> float:
+    """Bound how far the allocation ``lower + extra`` can fall short of the optimum.
+
+    The Lagrangian bound at ``price`` (minimised when None) minus the gains of
+    ``extra``, or ``proven`` (a bound on the summed gains that a solver
+    proved) minus them when that is smaller. Parameters as in
+    :func:`dual_bound`.
+
+    Returns
+    -------
+    float
+        ``upper_bound - objective``, up to rounding.
+    """
+    from knapsack_alloc.solvers._dual import dual_gap, held_gains, minimise_dual
+
+    g = gains
     if price is None:
-        bound, price = minimise_dual(*arguments)
-        return float(bound), float(price)
-    value, _ = dual_value(*arguments, price)
-    return float(value), price
+        price = float(minimise_dual(*_dual_arguments(lower, span, costs, capacity, g, concave))[1])
+    gap = float(dual_gap(lower, span, costs, capacity, g.term_a, g.term_b, g.a_num, g.b_num,
+                         g.den, g.step, g.table, g.use_table, concave, price, extra))  # fmt: skip
+    if proven is not None:
+        held = held_gains(lower, span, g.term_a, g.term_b, g.a_num, g.b_num, g.den, g.step,
+                          g.table, g.use_table, extra)  # fmt: skip
+        gap = min(gap, proven - float(held))
+    return gap
 
 
 def certify(

@@ -18,7 +18,7 @@ from knapsack_alloc._validation import (
     real_scalar,
     rollout_bounds,
 )
-from knapsack_alloc.certificates import dual_bound, proves_optimal
+from knapsack_alloc.certificates import proves_optimal, shortfall
 from knapsack_alloc.costs import resolve_costs
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS, SolverOptions
@@ -190,11 +190,10 @@ def allocate(
     output = SOLVERS[solver_name](problem, options)
     counts = lower + output.extra
     objective = float(model.value(counts, estimates).sum())
-    bound, _ = dual_bound(lower, span, reduced_costs.astype(np.float64), float(capacity), gains,
-                          concave, output.price)  # fmt: skip
-    if output.bound is not None:
-        bound = min(bound, output.bound)
-    upper_bound = float(model.value(lower, estimates).sum()) + bound
+    upper_bound = objective + shortfall(
+        lower, span, reduced_costs.astype(np.float64), float(capacity), gains, concave,
+        output.extra, output.price, output.bound,
+    )  # fmt: skip
     if proves_optimal(objective, upper_bound):
         status = "optimal"
     else:

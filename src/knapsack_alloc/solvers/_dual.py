@@ -12,7 +12,8 @@ feasible objective and maximising each prompt separately can only increase
 it. ``D`` is convex in ``lam``; its minimum equals the optimum of the
 problem over each prompt's concave envelope (the LP relaxation), so it is
 the optimum itself for concave gains with unit costs. The kernels only
-evaluate ``D``; where the price comes from does not matter to the bound.
+evaluate ``D`` (or ``D`` minus the gains of an allocation, its largest
+possible shortfall); where the price comes from does not matter to the bound.
 """
 
 from __future__ import annotations
@@ -25,6 +26,53 @@ from knapsack_alloc.solvers._gains import advance, next_gain
 
 # Factor of the geometric descent that brackets the best price.
 _DESCENT = 2.0**-8
+
+
+@kernel
+def _walk(
+    i: int,
+    lower: NDArray[np.int64],
+    span: NDArray[np.int64],
+    term_a: NDArray[np.float64],
+    term_b: NDArray[np.float64],
+    a_num: NDArray[np.float64],
+    b_num: NDArray[np.float64],
+    den: NDArray[np.float64],
+    step: float,
+    table: NDArray[np.float64],
+    use_table: bool,
+    concave: bool,
+    unit_price: float,
+    mark: int,
+) -> tuple[float, int, float, float]:
+    """Scan prompt ``i``'s reduced values ``G(k) - unit_price * k``.
+
+    Returns their maximum, its smallest maximiser, and the reduced value
+    and the gains ``G`` at ``k = mark``. With ``concave`` the scan stops once
+    past ``mark`` at the first gain worth at most ``unit_price``.
+    """
+    a = 0.0 if use_table else term_a[i]
+    b = 0.0 if use_table else term_b[i]
+    running = 0.0
+    held = 0.0
+    best = 0.0
+    best_k = 0
+    at_mark = 0.0
+    for k in range(span[i]):
+        n = lower[i] + k
+        gain = next_gain(i, k, n, a, b, table, use_table)
+        if concave and gain <= unit_price and k >= mark:
+            break
+        running += gain - unit_price
+        if k < mark:
+            held += gain
+        if k + 1 == mark:
+            at_mark = running
+        if running > best:
+            best = running
+            best_k = k + 1
+        a, b = advance(i, n, a, b, a_num, b_num, den, step, use_table)
+    return best, best_k, at_mark, held
 
 
 @kernel
@@ -44,33 +92,71 @@ def dual_value(
     concave: bool,
     price: float,
 ) -> tuple[float, float]:
-    """Evaluate ``D(price)``; also return ``sum_i c_i k_i`` at each prompt's smallest maximiser.
-
-    With ``concave`` (gains never increase with ``k``) each prompt's scan stops
-    at the first gain worth at most its price; otherwise every ``k`` is scanned.
-    """
+    """Evaluate ``D(price)``; also return ``sum_i c_i k_i`` at each prompt's smallest maximiser."""
     value = price * capacity
     spend = 0.0
     for i in range(lower.shape[0]):
-        unit_price = price * costs[i]
-        a = 0.0 if use_table else term_a[i]
-        b = 0.0 if use_table else term_b[i]
-        running = 0.0
-        best = 0.0
-        best_k = 0
-        for k in range(span[i]):
-            n = lower[i] + k
-            gain = next_gain(i, k, n, a, b, table, use_table)
-            if concave and gain <= unit_price:
-                break
-            running += gain - unit_price
-            if running > best:
-                best = running
-                best_k = k + 1
-            a, b = advance(i, n, a, b, a_num, b_num, den, step, use_table)
+        best, best_k, _, _ = _walk(i, lower, span, term_a, term_b, a_num, b_num, den, step,
+                                   table, use_table, concave, price * costs[i], 0)  # fmt: skip
         value += best
         spend += costs[i] * best_k
     return value, spend
+
+
+@kernel
+def dual_gap(
+    lower: NDArray[np.int64],
+    span: NDArray[np.int64],
+    costs: NDArray[np.float64],
+    capacity: float,
+    term_a: NDArray[np.float64],
+    term_b: NDArray[np.float64],
+    a_num: NDArray[np.float64],
+    b_num: NDArray[np.float64],
+    den: NDArray[np.float64],
+    step: float,
+    table: NDArray[np.float64],
+    use_table: bool,
+    concave: bool,
+    price: float,
+    extra: NDArray[np.int64],
+) -> float:
+    """Return ``D(price) - sum_i G_i(extra_i)``: how much the allocation ``extra`` can miss.
+
+    Equal to ``price * (C - sum_i c_i extra_i) + sum_i loss_i``, with
+    ``loss_i >= 0`` how far ``extra_i`` falls short of the best reduced value
+    ``G_i(k) - price c_i k`` of prompt ``i``; one scan of each prompt gives
+    both.
+    """
+    gap = price * capacity
+    for i in range(lower.shape[0]):
+        unit_price = price * costs[i]
+        best, _, at_mark, _ = _walk(i, lower, span, term_a, term_b, a_num, b_num, den, step,
+                                    table, use_table, concave, unit_price, extra[i])  # fmt: skip
+        gap += best - at_mark - unit_price * extra[i]
+    return gap
+
+
+@kernel
+def held_gains(
+    lower: NDArray[np.int64],
+    span: NDArray[np.int64],
+    term_a: NDArray[np.float64],
+    term_b: NDArray[np.float64],
+    a_num: NDArray[np.float64],
+    b_num: NDArray[np.float64],
+    den: NDArray[np.float64],
+    step: float,
+    table: NDArray[np.float64],
+    use_table: bool,
+    extra: NDArray[np.int64],
+) -> float:
+    """Return ``sum_i G_i(extra_i)``, the gains of an allocation above the minimums."""
+    total = 0.0
+    for i in range(lower.shape[0]):
+        total += _walk(i, lower, span, term_a, term_b, a_num, b_num, den, step, table,
+                       use_table, True, np.inf, extra[i])[3]  # fmt: skip
+    return total
 
 
 @kernel

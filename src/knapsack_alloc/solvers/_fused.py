@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from knapsack_alloc._jit import kernel
 from knapsack_alloc._value_kernels import point_gain_terms, point_values
-from knapsack_alloc.solvers._dual import dual_value
+from knapsack_alloc.solvers._dual import dual_gap
 from knapsack_alloc.solvers._greedy import greedy_kernel
 
 
@@ -31,7 +31,7 @@ def point_rates_greedy(
 
     Returns the rollouts per prompt, their total value
     ``sum p**p_power (1-p)**q_power P_nz(N, p)`` and the Lagrangian upper
-    bound on it at the greedy's price.
+    bound at the greedy's price (the objective plus the most it can miss).
     """
     size = rates.shape[0]
     lowers = np.full(size, lower, dtype=np.int64)
@@ -44,9 +44,9 @@ def point_rates_greedy(
         lowers, spans, costs, capacity, term_a, term_b, rates, q, unused, 0.0, no_table, False
     )
     counts = lowers + extra
-    dual, _ = dual_value(
+    gap = dual_gap(
         lowers, spans, np.ones(size), float(capacity), term_a, term_b, rates, q, unused, 0.0,
-        no_table, False, True, price,
+        no_table, False, True, price, extra,
     )  # fmt: skip
-    base = point_values(lowers, rates, p_power, q_power).sum()
-    return counts, point_values(counts, rates, p_power, q_power).sum(), base + dual
+    objective = point_values(counts, rates, p_power, q_power).sum()
+    return counts, objective, objective + gap

@@ -28,6 +28,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc._jit import kernel
+
 Spend = Callable[[NDArray[np.int64]], NDArray[np.int64]]
 
 
@@ -59,6 +61,8 @@ def canonical(
     -------
     numpy.ndarray of int64
     """
+    if table.shape[1] == 0:
+        return extra
     extra = _drop_zero_tail(table, extra)
     if concave:
         extra = _deal_ties(table, lower, span, costs, extra)
@@ -68,14 +72,76 @@ def canonical(
     return extra
 
 
+@kernel
 def _drop_zero_tail(table: NDArray[np.float64], extra: NDArray[np.int64]) -> NDArray[np.int64]:
-    extra = extra.copy()
-    for i in np.flatnonzero(extra > 0).tolist():
-        while extra[i] > 0 and table[i, extra[i] - 1] == 0.0:
-            extra[i] -= 1
-    return extra
+    kept = extra.copy()
+    for i in range(kept.shape[0]):
+        while kept[i] > 0 and table[i, kept[i] - 1] == 0.0:
+            kept[i] -= 1
+    return kept
 
 
+@kernel
+def _largest_tie(
+    table: NDArray[np.float64],
+    span: NDArray[np.int64],
+    extra: NDArray[np.int64],
+    below: float,
+) -> float:
+    """Largest gain under ``below`` that is one prompt's last taken and another's next (or -1)."""
+    size = extra.shape[0]
+    nexts = np.empty(size, dtype=np.float64)
+    count = 0
+    for i in range(size):
+        if extra[i] < span[i]:
+            nexts[count] = table[i, extra[i]]
+            count += 1
+    nexts = np.sort(nexts[:count])
+    tie = -1.0
+    for i in range(size):
+        if extra[i] > 0:
+            last = table[i, extra[i] - 1]
+            if tie < last < below:
+                at = np.searchsorted(nexts, last)
+                if at < count and nexts[at] == last:
+                    tie = last
+    return tie
+
+
+@kernel
+def _water_fill(
+    held: NDArray[np.int64], room: NDArray[np.int64], slots: int
+) -> NDArray[np.int64]:
+    """Deal ``slots`` one at a time to the smallest ``(held + taken, index)`` with room left."""
+    size = held.shape[0]
+    taken = np.zeros(size, dtype=np.int64)
+    if slots <= 0 or size == 0:
+        return taken
+    low = held.min()
+    high = (held + room).max()
+    while low < high:  # the highest level whose filling needs at most `slots`
+        middle = (low + high + 1) // 2
+        need = 0
+        for i in range(size):
+            need += min(max(middle - held[i], 0), room[i])
+        if need <= slots:
+            low = middle
+        else:
+            high = middle - 1
+    rest = slots
+    for i in range(size):
+        taken[i] = min(max(low - held[i], 0), room[i])
+        rest -= taken[i]
+    for i in range(size):  # one more, in index order, to those at the level with room
+        if rest == 0:
+            break
+        if held[i] + taken[i] == low and taken[i] < room[i]:
+            taken[i] += 1
+            rest -= 1
+    return taken
+
+
+@kernel
 def _deal_ties(
     table: NDArray[np.float64],
     lower: NDArray[np.int64],
@@ -83,57 +149,48 @@ def _deal_ties(
     costs: NDArray[np.int64],
     extra: NDArray[np.int64],
 ) -> NDArray[np.int64]:
-    width = table.shape[1]
-    if width == 0:
-        return extra
+    """Deal tied gains again in the greedy order, largest tie first (concave gains)."""
     extra = extra.copy()
-    rows = np.arange(extra.size)
-    columns = np.arange(width)
-    done: set[float] = set()
+    size = extra.shape[0]
+    members = np.empty(size, dtype=np.int64)
+    start = np.empty(size, dtype=np.int64)
+    room = np.empty(size, dtype=np.int64)
+    below = np.inf
     while True:
-        last_taken = np.where(extra > 0, table[rows, np.clip(extra - 1, 0, width - 1)], np.nan)
-        next_left = np.where(extra < span, table[rows, np.minimum(extra, width - 1)], np.nan)
-        tied = set(last_taken[last_taken > 0].tolist()) & set(next_left.tolist()) - done
-        if not tied:
+        tie = _largest_tie(table, span, extra, below)
+        if tie <= 0.0:
             return extra
-        tie = max(tied)  # settle larger gains first: dealing one value moves no other's slots
-        done.add(tie)
-        members = np.flatnonzero((last_taken == tie) | (next_left == tie))
-        # Each member's run of slots worth exactly `tie` (contiguous: gains never increase).
-        inside = (table[members] == tie) & (columns < span[members, None])
-        start = np.argmax(inside, axis=1)
-        room = inside.sum(axis=1)
-        slots = int((extra[members] - start).sum())
+        below = tie  # dealing this value can only create ties below it that matter
+        count = 0
+        slots = 0
+        for i in range(size):
+            last = table[i, extra[i] - 1] if extra[i] > 0 else -1.0
+            following = table[i, extra[i]] if extra[i] < span[i] else -1.0
+            if last != tie and following != tie:
+                continue
+            # The prompt's run of slots worth exactly `tie` (contiguous: gains never increase).
+            first = extra[i]
+            while first > 0 and table[i, first - 1] == tie:
+                first -= 1
+            end = extra[i]
+            while end < span[i] and table[i, end] == tie:
+                end += 1
+            members[count] = i
+            start[count] = first
+            room[count] = end - first
+            slots += extra[i] - first
+            count += 1
         # The greedy order among equal gains: cheaper rollouts first (more gain per cost).
-        for cost in np.unique(costs[members]).tolist():
-            group = costs[members] == cost
-            dealt = _water_fill(lower[members][group] + start[group], room[group], slots)
-            extra[members[group]] = start[group] + dealt
-            slots -= int(dealt.sum())
-
-
-def _water_fill(
-    held: NDArray[np.int64], room: NDArray[np.int64], slots: int
-) -> NDArray[np.int64]:
-    """Deal ``slots`` one at a time to the smallest ``(held + taken, index)`` with room left."""
-    if slots <= 0:
-        return np.zeros_like(held)
-
-    def taken_below(level: int) -> NDArray[np.int64]:
-        return np.clip(level - held, 0, room)
-
-    low, high = int(held.min()), int((held + room).max())
-    while low < high:  # the highest level whose filling needs at most `slots`
-        middle = (low + high + 1) // 2
-        if int(taken_below(middle).sum()) <= slots:
-            low = middle
-        else:
-            high = middle - 1
-    taken = taken_below(low)
-    rest = slots - int(taken.sum())
-    room_at_level = np.flatnonzero((held + taken == low) & (taken < room))
-    taken[room_at_level[:rest]] += 1
-    return taken
+        member_costs = np.empty(count, dtype=np.int64)
+        for m in range(count):
+            member_costs[m] = costs[members[m]]
+        for cost in np.unique(member_costs):
+            group = members[:count][member_costs == cost]
+            first = start[:count][member_costs == cost]
+            dealt = _water_fill(lower[group] + first, room[:count][member_costs == cost], slots)
+            for m in range(group.shape[0]):
+                extra[group[m]] = first[m] + dealt[m]
+                slots -= dealt[m]
 
 
 def _order_identical(
