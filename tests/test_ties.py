@@ -58,12 +58,13 @@ def test_duplicated_prompts_share_evenly_earlier_prompts_first(solver, rate, n, 
 
 
 def test_the_rule_on_a_hand_checked_case():
-    # Two copies of p = 1/2 and one of p = 1/4; 3 rollouts above the minimums.
-    # Gains of p = 1/2 are 1/8 * 2**-N: the third rollout of either copy is worth
-    # 1/64, as is ... the tie at 1/64 goes to the copy holding fewer, then the first.
+    # Prompts 3 and 5 share p = 1/4 and both hold 3 rollouts before the last one
+    # the budget buys: it is worth the same to either, so it goes to the earlier.
+    kwargs = dict(min_rollouts=[1, 1, 2, 1, 1, 2], max_rollouts=[5, 1, 2, 5, 4, 6])
+    rates = [0.75, 0.5, 0.25, 0.25, 0.75, 0.25]
     for solver in ["greedy", *EXACT]:
-        counts = allocate([0.5, 0.5, 0.25], 9, max_rollouts=8, solver=solver).counts
-        assert counts.tolist() == allocate([0.5, 0.5, 0.25], 9, max_rollouts=8).counts.tolist()
+        counts = allocate(rates, 14, solver=solver, **kwargs).counts
+        assert counts.tolist() == [2, 1, 2, 4, 2, 3], solver
 
 
 def step_value(counts, rates):
