@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from knapsack_alloc.cli import allocate_command, bench_command
+from knapsack_alloc.cli import allocate_command, bench_command, diagnose_command
 from knapsack_alloc.cli.tables import CommandError
 
 EPILOG = """\
 examples:
   knapsack-alloc allocate batch.csv --budget 2048 -o plan.csv
   knapsack-alloc bench --quick
+  knapsack-alloc diagnose rollout_data/ --json report.json --plot report.png
 run 'knapsack-alloc COMMAND --help' for the options of each command."""
 
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     allocate_command.add_parser(commands)
     bench_command.add_parser(commands)
+    diagnose_command.add_parser(commands)
     return parser
 
 
