@@ -82,41 +82,49 @@ def _drop_zero_tail(table: NDArray[np.float64], extra: NDArray[np.int64]) -> NDA
 
 
 @kernel
-def _largest_tie(
-    table: NDArray[np.float64],
-    span: NDArray[np.int64],
-    extra: NDArray[np.int64],
-    below: float,
-) -> float:
-    """Largest gain under ``below`` that is one prompt's last taken and another's next (or -1)."""
-    size = extra.shape[0]
-    nexts = np.empty(size, dtype=np.float64)
-    count = 0
-    for i in range(size):
-        if extra[i] < span[i]:
-            nexts[count] = table[i, extra[i]]
-            count += 1
-    nexts = np.sort(nexts[:count])
-    tie = -1.0
-    for i in range(size):
-        if extra[i] > 0:
-            last = table[i, extra[i] - 1]
-            if tie < last < below:
-                at = np.searchsorted(nexts, last)
-                if at < count and nexts[at] == last:
-                    tie = last
-    return tie
+def _boundary_gains(
+    table: NDArray[np.float64], span: NDArray[np.int64], extra: NDArray[np.int64], i: int
+) -> tuple[float, float]:
+    """Gains of prompt ``i``'s last rollout taken and its next one (-1 where there is none)."""
+    last = table[i, extra[i] - 1] if extra[i] > 0 else -1.0
+    following = table[i, extra[i]] if extra[i] < span[i] else -1.0
+    return last, following
+
+
+@kernel
+def _contains(values: NDArray[np.float64], count: int, value: float) -> bool:
+    """Whether the sorted ``values[:count]`` hold ``value``."""
+    at = np.searchsorted(values[:count], value)
+    return bool(at < count and values[at] == value)
+
+
+@kernel
+def _replace(values: NDArray[np.float64], count: int, old: float, new: float) -> int:
+    """Swap one ``old`` for ``new`` in sorted ``values[:count]`` (-1: none); return the count."""
+    if old >= 0.0:
+        at = np.searchsorted(values[:count], old)
+        values[at : count - 1] = values[at + 1 : count].copy()
+        count -= 1
+    if new >= 0.0:
+        at = np.searchsorted(values[:count], new)
+        values[at + 1 : count + 1] = values[at:count].copy()
+        values[at] = new
+        count += 1
+    return count
 
 
 @kernel
 def _water_fill(
-    held: NDArray[np.int64], room: NDArray[np.int64], slots: int
-) -> NDArray[np.int64]:
-    """Deal ``slots`` one at a time to the smallest ``(held + taken, index)`` with room left."""
+    held: NDArray[np.int64], room: NDArray[np.int64], slots: int, taken: NDArray[np.int64]
+) -> int:
+    """Deal ``slots`` one at a time to the smallest ``(held + taken, index)`` with room left.
+
+    Writes each member's share to ``taken`` and returns the slots dealt.
+    """
     size = held.shape[0]
-    taken = np.zeros(size, dtype=np.int64)
+    taken[:] = 0
     if slots <= 0 or size == 0:
-        return taken
+        return 0
     low = held.min()
     high = (held + room).max()
     while low < high:  # the highest level whose filling needs at most `slots`
@@ -138,7 +146,7 @@ def _water_fill(
         if held[i] + taken[i] == low and taken[i] < room[i]:
             taken[i] += 1
             rest -= 1
-    return taken
+    return slots - rest
 
 
 @kernel
@@ -152,20 +160,41 @@ def _deal_ties(
     """Deal tied gains again in the greedy order, largest tie first (concave gains)."""
     extra = extra.copy()
     size = extra.shape[0]
+    # Members of the tie being dealt, sorted by (cost, index): the greedy order among
+    # equal gains deals cheaper rollouts first (more gain per cost), then by index.
+    order = np.argsort(costs, kind="mergesort")
     members = np.empty(size, dtype=np.int64)
     start = np.empty(size, dtype=np.int64)
+    held = np.empty(size, dtype=np.int64)
     room = np.empty(size, dtype=np.int64)
-    below = np.inf
-    while True:
-        tie = _largest_tie(table, span, extra, below)
-        if tie <= 0.0:
-            return extra
-        below = tie  # dealing this value can only create ties below it that matter
+    dealt = np.empty(size, dtype=np.int64)
+    # A tie is a positive gain that is one prompt's last taken rollout and another's
+    # next. Dealing one moves boundaries only within its members' runs: members' last
+    # gains become the tie or larger ones, their next gains the tie or smaller ones.
+    # So every tie to settle is one of the last gains found now, and trying them once
+    # each, from the largest down, against the next gains of the moment settles all.
+    lasts = np.empty(size, dtype=np.float64)
+    nexts = np.empty(size, dtype=np.float64)
+    found = 0
+    left = 0
+    for i in range(size):
+        last, following = _boundary_gains(table, span, extra, i)
+        if last > 0.0:
+            lasts[found] = last
+            found += 1
+        if following >= 0.0:
+            nexts[left] = following
+            left += 1
+    candidates = np.unique(lasts[:found])
+    nexts[:left] = np.sort(nexts[:left])
+    for c in range(candidates.shape[0] - 1, -1, -1):
+        tie = candidates[c]
+        if not _contains(nexts, left, tie):
+            continue
         count = 0
         slots = 0
-        for i in range(size):
-            last = table[i, extra[i] - 1] if extra[i] > 0 else -1.0
-            following = table[i, extra[i]] if extra[i] < span[i] else -1.0
+        for i in order:
+            last, following = _boundary_gains(table, span, extra, i)
             if last != tie and following != tie:
                 continue
             # The prompt's run of slots worth exactly `tie` (contiguous: gains never increase).
@@ -177,20 +206,25 @@ def _deal_ties(
                 end += 1
             members[count] = i
             start[count] = first
+            held[count] = lower[i] + first
             room[count] = end - first
             slots += extra[i] - first
             count += 1
-        # The greedy order among equal gains: cheaper rollouts first (more gain per cost).
-        member_costs = np.empty(count, dtype=np.int64)
-        for m in range(count):
-            member_costs[m] = costs[members[m]]
-        for cost in np.unique(member_costs):
-            group = members[:count][member_costs == cost]
-            first = start[:count][member_costs == cost]
-            dealt = _water_fill(lower[group] + first, room[:count][member_costs == cost], slots)
-            for m in range(group.shape[0]):
-                extra[group[m]] = first[m] + dealt[m]
-                slots -= dealt[m]
+        group = 0
+        while group < count:
+            stop = group
+            while stop < count and costs[members[stop]] == costs[members[group]]:
+                stop += 1
+            slots -= _water_fill(held[group:stop], room[group:stop], slots, dealt[group:stop])
+            for m in range(group, stop):
+                i = members[m]
+                before = _boundary_gains(table, span, extra, i)[1]
+                extra[i] = start[m] + dealt[m]
+                after = _boundary_gains(table, span, extra, i)[1]
+                if after != before:
+                    left = _replace(nexts, left, before, after)
+            group = stop
+    return extra
 
 
 def _order_identical(
