@@ -36,7 +36,7 @@ DEFAULT_MAX_TABLE_BYTES = 256 * 2**20
 MAX_TABLE_BYTES_VARIABLE = "KNAPSACK_ALLOC_MAX_TABLE_BYTES"
 # Longest time_limit OR-Tools accepts: 2**53 milliseconds.
 _MAX_SECONDS = MAX_INTEGER / 1000
-# Sums below this are exact in int64 whatever the order of the additions.
+# Sums of non-negative int64 terms below this cannot overflow.
 _EXACT_INT64 = 2**62
 
 
@@ -289,6 +289,7 @@ def _table_limit(max_table_bytes: Any) -> int:
 
 def _exact_dot(units: NDArray[np.int64], rollouts: NDArray[np.int64]) -> int:
     """``sum(units * rollouts)`` exactly: in int64 when it cannot overflow, else in Python."""
-    if float(units.astype(np.float64) @ rollouts.astype(np.float64)) < _EXACT_INT64:
+    most = int(units.max(initial=0)) * int(rollouts.max(initial=0)) * units.size
+    if most < _EXACT_INT64:
         return int(units @ rollouts)
     return sum(u * r for u, r in zip(units.tolist(), rollouts.tolist(), strict=True))

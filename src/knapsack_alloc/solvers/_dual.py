@@ -29,10 +29,10 @@ _DESCENT = 2.0**-8
 
 
 @kernel
-def _walk(
-    i: int,
+def _scan(
     lower: NDArray[np.int64],
     span: NDArray[np.int64],
+    costs: NDArray[np.float64],
     term_a: NDArray[np.float64],
     term_b: NDArray[np.float64],
     a_num: NDArray[np.float64],
@@ -42,37 +42,164 @@ def _walk(
     table: NDArray[np.float64],
     use_table: bool,
     concave: bool,
-    unit_price: float,
-    mark: int,
-) -> tuple[float, int, float, float]:
-    """Scan prompt ``i``'s reduced values ``G(k) - unit_price * k``.
+    price: float,
+    extra: NDArray[np.int64],
+) -> tuple[float, float, float]:
+    """Scan every prompt's reduced values ``G_i(k) - price * c_i * k``.
 
-    Returns their maximum, its smallest maximiser, and the reduced value
-    and the gains ``G`` at ``k = mark``. With ``concave`` the scan stops once
-    past ``mark`` at the first gain worth at most ``unit_price``.
+    Returns the sum of their maxima, ``sum_i c_i k_i`` at the smallest
+    maximisers, and ``sum_i G_i(extra_i)``. With ``concave`` a prompt's scan
+    stops once past ``extra_i`` at the first gain worth at most its price.
+    Each prompt goes to a loop specialised to its kind of gains, chosen here
+    rather than in a helper: a call per prompt with the arrays, or a general
+    loop's branches, would cost several times the arithmetic.
     """
-    a = 0.0 if use_table else term_a[i]
-    b = 0.0 if use_table else term_b[i]
+    total = 0.0
+    spend = 0.0
+    held = 0.0
+    for i in range(lower.shape[0]):
+        unit_price = price * costs[i]
+        if use_table:
+            best, best_k, gains = _walk_row(table[i], span[i], concave, unit_price, extra[i])
+        elif lower[i] >= 1 and step == 0.0:
+            best, best_k, gains = _walk_geometric(span[i], term_a[i], term_b[i], a_num[i],
+                                                  b_num[i], concave, unit_price,
+                                                  extra[i])  # fmt: skip
+        elif lower[i] >= 1:
+            best, best_k, gains = _walk_beta(span[i], lower[i], term_a[i], term_b[i], a_num[i],
+                                             b_num[i], den[i], concave, unit_price,
+                                             extra[i])  # fmt: skip
+        else:
+            best, best_k, gains = _walk_from_zero(span[i], term_a[i], term_b[i], a_num[i],
+                                                  b_num[i], den[i], step, unit_price,
+                                                  extra[i])  # fmt: skip
+        total += best
+        spend += costs[i] * best_k
+        held += gains
+    return total, spend, held
+
+
+@kernel
+def _walk_row(
+    row: NDArray[np.float64], span: int, concave: bool, unit_price: float, mark: int
+) -> tuple[float, int, float]:
+    """Scan tabulated gains: max reduced value, its smallest maximiser, gains of ``mark``."""
     running = 0.0
     held = 0.0
     best = 0.0
     best_k = 0
-    at_mark = 0.0
-    for k in range(span[i]):
-        n = lower[i] + k
-        gain = next_gain(i, k, n, a, b, table, use_table)
+    for k in range(span):
+        gain = row[k]
         if concave and gain <= unit_price and k >= mark:
             break
         running += gain - unit_price
         if k < mark:
             held += gain
-        if k + 1 == mark:
-            at_mark = running
         if running > best:
             best = running
             best_k = k + 1
-        a, b = advance(i, n, a, b, a_num, b_num, den, step, use_table)
-    return best, best_k, at_mark, held
+    return best, best_k, held
+
+
+@kernel
+def _walk_geometric(
+    span: int,
+    a: float,
+    b: float,
+    ratio_a: float,
+    ratio_b: float,
+    concave: bool,
+    unit_price: float,
+    mark: int,
+) -> tuple[float, int, float]:
+    """Scan point-rate gains ``a + b``, whose terms shrink by constant ratios.
+
+    The same arithmetic as :func:`~knapsack_alloc.solvers._gains.advance`.
+    """
+    running = 0.0
+    held = 0.0
+    best = 0.0
+    best_k = 0
+    for k in range(span):
+        gain = a + b
+        if concave and gain <= unit_price and k >= mark:
+            break
+        running += gain - unit_price
+        if k < mark:
+            held += gain
+        if running > best:
+            best = running
+            best_k = k + 1
+        a *= ratio_a
+        b *= ratio_b
+    return best, best_k, held
+
+
+@kernel
+def _walk_beta(
+    span: int,
+    start: int,
+    a: float,
+    b: float,
+    a_num: float,
+    b_num: float,
+    den: float,
+    concave: bool,
+    unit_price: float,
+    mark: int,
+) -> tuple[float, int, float]:
+    """Scan Beta-posterior gains, whose terms shrink by ``(num + n) / (den + n)`` at ``n``.
+
+    The same arithmetic as :func:`~knapsack_alloc.solvers._gains.advance`.
+    """
+    running = 0.0
+    held = 0.0
+    best = 0.0
+    best_k = 0
+    for k in range(span):
+        gain = a + b
+        if concave and gain <= unit_price and k >= mark:
+            break
+        running += gain - unit_price
+        if k < mark:
+            held += gain
+        if running > best:
+            best = running
+            best_k = k + 1
+        n = start + k
+        a *= (a_num + n) / (den + n)
+        b *= (b_num + n) / (den + n)
+    return best, best_k, held
+
+
+@kernel
+def _walk_from_zero(
+    span: int,
+    a: float,
+    b: float,
+    a_num: float,
+    b_num: float,
+    den: float,
+    step: float,
+    unit_price: float,
+    mark: int,
+) -> tuple[float, int, float]:
+    """Scan recurrence gains from 0 rollouts: the step to 1 gains 0, then ``a + b`` from 1.
+
+    The reduced value of ``k >= 1`` rollouts is ``-unit_price`` plus that of
+    ``k - 1`` rollouts of the gains from 1, which never increase.
+    """
+    if span == 0:
+        return 0.0, 0, 0.0
+    if step == 0.0:
+        best, best_k, held = _walk_geometric(span - 1, a, b, a_num, b_num, True, unit_price,
+                                             mark - 1)  # fmt: skip
+    else:
+        best, best_k, held = _walk_beta(span - 1, 1, a, b, a_num, b_num, den, True, unit_price,
+                                        mark - 1)  # fmt: skip
+    if best - unit_price > 0.0:
+        return best - unit_price, best_k + 1, held
+    return 0.0, 0, held
 
 
 @kernel
@@ -93,14 +220,10 @@ def dual_value(
     price: float,
 ) -> tuple[float, float]:
     """Evaluate ``D(price)``; also return ``sum_i c_i k_i`` at each prompt's smallest maximiser."""
-    value = price * capacity
-    spend = 0.0
-    for i in range(lower.shape[0]):
-        best, best_k, _, _ = _walk(i, lower, span, term_a, term_b, a_num, b_num, den, step,
-                                   table, use_table, concave, price * costs[i], 0)  # fmt: skip
-        value += best
-        spend += costs[i] * best_k
-    return value, spend
+    nothing = np.zeros(lower.shape[0], dtype=np.int64)
+    total, spend, _ = _scan(lower, span, costs, term_a, term_b, a_num, b_num, den, step, table,
+                            use_table, concave, price, nothing)  # fmt: skip
+    return price * capacity + total, spend
 
 
 @kernel
@@ -123,18 +246,12 @@ def dual_gap(
 ) -> float:
     """Return ``D(price) - sum_i G_i(extra_i)``: how much the allocation ``extra`` can miss.
 
-    Equal to ``price * (C - sum_i c_i extra_i) + sum_i loss_i``, with
-    ``loss_i >= 0`` how far ``extra_i`` falls short of the best reduced value
-    ``G_i(k) - price c_i k`` of prompt ``i``; one scan of each prompt gives
-    both.
+    One scan of each prompt gives both its best reduced value and the gains
+    of its rollouts.
     """
-    gap = price * capacity
-    for i in range(lower.shape[0]):
-        unit_price = price * costs[i]
-        best, _, at_mark, _ = _walk(i, lower, span, term_a, term_b, a_num, b_num, den, step,
-                                    table, use_table, concave, unit_price, extra[i])  # fmt: skip
-        gap += best - at_mark - unit_price * extra[i]
-    return gap
+    total, _, held = _scan(lower, span, costs, term_a, term_b, a_num, b_num, den, step, table,
+                           use_table, concave, price, extra)  # fmt: skip
+    return price * capacity + total - held
 
 
 @kernel
@@ -152,11 +269,10 @@ def held_gains(
     extra: NDArray[np.int64],
 ) -> float:
     """Return ``sum_i G_i(extra_i)``, the gains of an allocation above the minimums."""
-    total = 0.0
-    for i in range(lower.shape[0]):
-        total += _walk(i, lower, span, term_a, term_b, a_num, b_num, den, step, table,
-                       use_table, True, np.inf, extra[i])[3]  # fmt: skip
-    return total
+    costs = np.ones(lower.shape[0])
+    # An infinite price stops every scan right after the allocation's rollouts.
+    return _scan(lower, span, costs, term_a, term_b, a_num, b_num, den, step, table,
+                 use_table, True, np.inf, extra)[2]  # fmt: skip
 
 
 @kernel
