@@ -101,7 +101,8 @@ def test_paper_matches_the_slow_restatement(steps, batch, extra):
 @settings(max_examples=60, deadline=None)
 @given(steps_strategy, batch_strategy, st.integers(0, 100))
 def test_bayes_matches_the_slow_restatement(steps, batch, extra):
-    allocator, naive = KnapsackAllocator("bayes"), NaiveHistory(16)
+    allocator = KnapsackAllocator("bayes")
+    naive = NaiveHistory(allocator.window)
     _feed(allocator, naive, steps)
     budget = 2 * len(batch) + extra
     plan = allocator.plan(batch, budget)

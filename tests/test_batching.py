@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from knapsack_alloc._validation import InvalidArgumentError
@@ -55,6 +55,8 @@ def test_expand_matches_naive(data):
     st.integers(1, 3),
     st.booleans(),
 )
+@example(weights=[0, 0, 0, 0], k=3, equal_size=True)  # the padding once filled one part
+@example(weights=[10, 10, 0, 0, 0, 0, 0], k=3, equal_size=True)
 def test_balance_against_brute_force(weights, k, equal_size):
     split = balance(weights, k, equal_size=equal_size)
     assert sorted(np.concatenate(split.parts).tolist()) == list(range(len(weights)))

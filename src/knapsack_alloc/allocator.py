@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,9 @@ from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS
 from knapsack_alloc.values import resolve_value
 
+if TYPE_CHECKING:
+    from knapsack_alloc.rounds import StepRounds
+
 _COMMON: dict[str, Any] = {
     "min_rollouts": 2,
     "max_rollouts": 128,
@@ -58,7 +61,8 @@ _COMMON: dict[str, Any] = {
 #: Default parameters of each preset; every one can be overridden by keyword.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"default_rollouts": 8, "alpha": 0.9, **_COMMON},
-    "bayes": dict(_COMMON),
+    # A longer window for the posterior: see docs/allocator.md (the "bayes" preset).
+    "bayes": {**_COMMON, "window": 64},
 }
 
 _STATE_FORMAT = "knapsack-alloc/KnapsackAllocator"
@@ -172,7 +176,7 @@ class KnapsackAllocator:
         min_rollouts, max_rollouts : int, default 2 and 128
             ``'paper'``: the base of every valid prompt and the bounds of the
             effective ones; ``'bayes'``: the bounds of every prompt.
-        window : int, default 16
+        window : int, default 16 (``'paper'``) and 64 (``'bayes'``)
             Rewards per prompt its estimate uses (the most recent ones).
         min_history : int, default 8
             Rewards after which a prompt's estimate is valid. ``'bayes'``
@@ -341,12 +345,7 @@ class KnapsackAllocator:
         started = time.perf_counter()
         ids, kind = as_prompt_ids(prompt_ids, "prompt_ids")
         size = ids.size
-        with self._lock:  # a consistent snapshot of the state; the solve runs unlocked
-            self.history_.check_kind(kind, "prompt_ids")
-            rows = self.history_.lookup(ids)
-            window = self.history_.counts(rows)
-            per_rollout = self._costs(rows, costs)
-            prior = self._prior()
+        window, per_rollout, prior = self._snapshot(ids, kind, costs)  # the solve runs unlocked
         model = resolve_costs(per_rollout, budget, size, self.cost_resolution)
         self._check_int64_sums(model.units)
         if size == 0 and model.budget_units > 0:
@@ -423,6 +422,71 @@ class KnapsackAllocator:
                 "cost_resolution)."
             )
 
+    def start_step(
+        self,
+        prompt_ids: Any,
+        budget: Any,
+        *,
+        rounds: Any = None,
+        first_share: Any = None,
+        shares: Any = None,
+        costs: Any = None,
+    ) -> StepRounds:
+        """Sample the next step in rounds: spend part of the budget, look, re-plan the rest.
+
+        Parameters
+        ----------
+        prompt_ids : sequence of int or str
+            The step's prompts; each batch position is one group across all rounds.
+        budget : int or float
+            Rollouts (or cost units) of the whole step, over all rounds.
+        rounds : int, optional
+            Number of rounds; default 2, or the length of ``shares``.
+        first_share : float, optional
+            Share of the budget of the first round; the others split the rest
+            equally. Default ``1 / rounds``.
+        shares : sequence of float, optional
+            Every round's share (summing to 1), instead of ``rounds`` and
+            ``first_share``.
+        costs : array_like, optional
+            Cost of one rollout of each prompt; default from ``cost_model``.
+
+        Returns
+        -------
+        StepRounds
+            Plan each round with ``plan_round()``, record its rewards with
+            ``record()``, and call ``finish()`` to update the history once.
+            With ``rounds=1`` the only round is :meth:`plan`'s plan.
+
+        Examples
+        --------
+        >>> ka = KnapsackAllocator("bayes")
+        >>> step = ka.start_step(["a", "b", "c"], budget=24, rounds=2)
+        >>> for round_plan in step:
+        ...     index = round_plan.rollout_index()       # prompt of each rollout
+        ...     step.record([1, 0] * (index.size // 2))  # your generation and rewards
+        >>> step.finish()["rounds"]
+        2.0
+        """
+        from knapsack_alloc.rounds import StepRounds
+
+        return StepRounds(
+            self, prompt_ids, budget, rounds=rounds, first_share=first_share, shares=shares,
+            costs=costs,
+        )  # fmt: skip
+
+    def _snapshot(
+        self, ids: NDArray[Any], kind: IdKind | None, costs: Any
+    ) -> tuple[WindowCounts, Any, tuple[float, float]]:
+        """Window counts, per-rollout costs and prior of ``ids``: what a plan reads.
+
+        Taken under the lock, so that it is consistent with some sequence of updates.
+        """
+        with self._lock:
+            self.history_.check_kind(kind, "prompt_ids")
+            rows = self.history_.lookup(ids)
+            return self.history_.counts(rows), self._costs(rows, costs), self._prior()
+
     def _costs(self, rows: NDArray[np.int64], costs: Any) -> Any:
         if costs is not None or self.cost_model == "unit":
             return costs
@@ -479,7 +543,7 @@ class KnapsackAllocator:
             On a bad argument, before any state changes.
         """
         ids, kind = as_prompt_ids(rollout_prompt_ids, "rollout_prompt_ids")
-        values, success = self._rewards(rewards, ids.size)
+        values, success = self._checked_rewards(rewards, ids.size)
         per_rollout = None
         if costs is not None:
             if np.ndim(costs) == 1 and len(costs) != ids.size:
@@ -503,8 +567,15 @@ class KnapsackAllocator:
             tracked = len(self.history_)
         return _update_metrics(summary, tracked)
 
-    def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        """Check the rewards; return them as an array and each rollout's success.
+    def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Check the rewards; return a float64 copy of them and each rollout's success."""
+        values, success = self._checked_rewards(rewards, size)
+        return values.astype(np.float64), success.copy()
+
+    def _checked_rewards(
+        self, rewards: Any, size: int
+    ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Check the rewards; return them as an array (not copied) and each rollout's success.
 
         Checked a chunk at a time, so a large update makes no float copy of them.
         """

@@ -182,7 +182,7 @@ def balance(weights: Any, workers: Any, *, equal_size: bool = False) -> Partitio
     # Decreasing weight, ties by batch index, so the result is deterministic.
     ranked = np.lexsort((np.arange(values.size), -values))
     candidates = [
-        _lpt(values, ranked, k, equal_size),
+        _lpt(values, ranked, k, equal_size, size),
         _karmarkar_karp(values, ranked, k, equal_size),
     ]
     heaviest = [max(float(values[part].sum()) for part in c) for c in candidates]
@@ -204,12 +204,18 @@ def balance(weights: Any, workers: Any, *, equal_size: bool = False) -> Partitio
 
 
 def _lpt(
-    values: NDArray[np.float64], ranked: NDArray[np.intp], k: int, equal_size: bool
+    values: NDArray[np.float64], ranked: NDArray[np.intp], k: int, equal_size: bool, size: int
 ) -> list[list[int]]:
     capacity = values.size // k if equal_size else values.size
     parts: list[list[int]] = [[] for _ in range(k)]
-    heap = [(0.0, j) for j in range(k)]
+    # The zero-weight padding (indices >= size, fewer than k) goes one to a part
+    # up front: left to the heap, several could share a part and leave it short.
+    for j, pad in enumerate(range(size, values.size)):
+        parts[k - 1 - j].append(pad)
+    heap = [(0.0, j) for j in range(k) if len(parts[j]) < capacity]
     for i in ranked.tolist():
+        if i >= size:
+            continue
         load, j = heapq.heappop(heap)
         parts[j].append(i)
         if len(parts[j]) < capacity:

@@ -197,7 +197,8 @@ def paper_counts(
     moved = min(surplus, capacity - share)
     share += moved
     surplus -= moved
-    if surplus and not allow_unused_budget:
+    # With candidates, what is left is the remainder of the equal shares under costs.
+    if surplus and candidates.size == 0 and not allow_unused_budget:
         raise InvalidArgumentError(
             f"budget == {budget} leaves {surplus} cost units that no rule can spend: every "
             f"prompt is effective and capped at max_rollouts == {max_rollouts}. Lower the "

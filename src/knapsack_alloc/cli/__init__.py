@@ -6,7 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from knapsack_alloc.cli import allocate_command, bench_command, diagnose_command
+from knapsack_alloc.cli import (
+    allocate_command,
+    bench_command,
+    diagnose_command,
+    simulate_command,
+)
 from knapsack_alloc.cli.tables import CommandError
 
 EPILOG = """\
@@ -14,6 +19,7 @@ examples:
   knapsack-alloc allocate batch.csv --budget 2048 -o plan.csv
   knapsack-alloc bench --quick
   knapsack-alloc diagnose rollout_data/ --json report.json --plot report.png
+  knapsack-alloc simulate --plot sim.png
 run 'knapsack-alloc COMMAND --help' for the options of each command."""
 
 
@@ -32,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     allocate_command.add_parser(commands)
     bench_command.add_parser(commands)
     diagnose_command.add_parser(commands)
+    simulate_command.add_parser(commands)
     return parser
 
 

@@ -26,6 +26,10 @@ What the subclass changes in TRL's ``GRPOTrainer`` (written against TRL 1.16):
   completions, the advantages are recomputed per group (TRL reshapes rewards
   to ``(-1, num_generations)``, which is wrong for unequal groups) and the
   allocator is updated with the step's rewards.
+* With ``rounds > 1``, ``_generate_and_score_completions`` calls the stock
+  method once per round (:meth:`KnapsackAllocator.start_step
+  <knapsack_alloc.KnapsackAllocator.start_step>`), concatenates the rounds'
+  outputs, and normalises each prompt's rewards over all its rounds.
 * ``_calculate_rewards``: keeps the gathered rewards of the step.
 * ``_save_checkpoint`` / ``_load_optimizer_and_scheduler``: the allocator's
   state is saved in and restored from each checkpoint folder.
@@ -42,7 +46,13 @@ from typing import Any
 
 _LAZY = ("KnapsackGRPOTrainer",)  # built on first access; needs TRL
 
-__all__ = ["ALLOCATOR_STATE_FILE", "group_advantages", *_LAZY]
+__all__ = [
+    "ALLOCATOR_STATE_FILE",
+    "concat_round_outputs",
+    "group_advantages",
+    "process_aligned_shares",
+    *_LAZY,
+]
 
 ALLOCATOR_STATE_FILE = "knapsack_allocator.ckpt"
 """Name of the allocator's state file inside a trainer checkpoint folder."""
@@ -171,9 +181,114 @@ def _group_mean_std(values: Any, group_ids: Any) -> tuple[Any, Any]:
     return mean, torch.sqrt(variance)[group_ids]
 
 
+def process_aligned_shares(budget: int, shares: Any, multiple: int) -> list[float]:
+    """Round shares whose rollout totals are multiples of ``multiple`` (the processes).
+
+    Parameters
+    ----------
+    budget : int
+        Rollouts of the whole step, a multiple of ``multiple``.
+    shares : sequence of float
+        The wanted shares (see :func:`~knapsack_alloc.rounds.round_shares`).
+    multiple : int
+        Every round's rollouts must divide evenly among this many processes.
+
+    Returns
+    -------
+    list of float
+        Shares whose cumulative targets ``floor(budget * (s_1 + ... + s_r))``
+        are the wanted ones rounded to the nearest multiple; rounds that
+        would get no rollout are merged into the next.
+
+    Examples
+    --------
+    >>> process_aligned_shares(32, [0.5, 0.5], 4), process_aligned_shares(24, [1 / 3] * 3, 8)
+    ([0.5, 0.5], [0.3333333333333333, 0.3333333333333333, 0.3333333333333333])
+    """
+    import numpy as np
+
+    if budget % multiple:
+        raise ValueError(f"budget == {budget} is not a multiple of {multiple} processes.")
+    wanted = np.cumsum(np.asarray(shares, dtype=np.float64)) * budget / multiple
+    targets = [int(t) * multiple for t in np.rint(wanted[:-1])] + [budget]
+    kept = sorted({t for t in targets if t > 0})
+    shares_kept: list[float] = (np.diff([0, *kept]) / budget).tolist()
+    return shares_kept
+
+
+#: How each TRL output field is padded when rounds are concatenated: the
+#: side and the value (``None``: the pad token id).
+_ROUND_PADDING: dict[str, tuple[str, float | None]] = {
+    "prompt_ids": ("left", None),
+    "prompt_mask": ("left", 0),
+    "completion_ids": ("right", None),
+    "completion_mask": ("right", 0),
+    "old_per_token_logps": ("right", 0.0),
+    "ref_per_token_logps": ("right", 0.0),
+    "sampling_per_token_logps": ("right", 0.0),
+    "importance_sampling_ratio": ("right", 1.0),
+    "tool_mask": ("right", 1),
+}
+
+
+def concat_round_outputs(outputs: list[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
+    """Join the outputs of several ``_generate_and_score_completions`` calls into one batch.
+
+    Parameters
+    ----------
+    outputs : list of dict
+        One output per round, each holding one process's rows of that round.
+    pad_token_id : int
+        Token used to pad prompt ids (on the left) and completion ids (on the
+        right) to the widest round.
+
+    Returns
+    -------
+    dict
+        Rows of every round, round after round; ``num_items_in_batch`` (the
+        loss tokens of the whole generation batch) is the sum over rounds;
+        ``advantages`` is left out (recompute it over all rounds).
+
+    Raises
+    ------
+    ValueError
+        On a field it does not know how to join (multimodal inputs).
+    """
+    import torch
+    import torch.nn.functional as functional
+
+    merged: dict[str, Any] = {}  # in the stock order: TRL sizes the batch by its first field
+    for key in outputs[0]:
+        if key == "advantages":
+            continue
+        if key == "num_items_in_batch":
+            merged[key] = sum(output[key] for output in outputs)
+            continue
+        if key not in _ROUND_PADDING:
+            raise ValueError(
+                f"KnapsackGRPOTrainer cannot join the field {key!r} across rounds (multimodal "
+                "inputs are not supported with rounds > 1); use rounds=1."
+            )
+        side, value = _ROUND_PADDING[key]
+        parts = [output[key] for output in outputs]
+        width = max(part.shape[1] for part in parts)
+        fill = pad_token_id if value is None else value
+        padded = [
+            functional.pad(
+                part,
+                (width - part.shape[1], 0) if side == "left" else (0, width - part.shape[1]),
+                value=fill,
+            )
+            for part in parts
+        ]
+        merged[key] = torch.cat(padded, dim=0)
+    return merged
+
+
 @functools.cache
 def _trainer_class() -> type:
     """Import TRL and build ``KnapsackGRPOTrainer`` (once)."""
+    import contextlib
     import os
 
     import numpy as np
@@ -182,7 +297,7 @@ def _trainer_class() -> type:
     from datasets import IterableDataset
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
     from trl.trainer.grpo_trainer import GRPOTrainer
-    from trl.trainer.utils import RepeatSampler
+    from trl.trainer.utils import RepeatSampler, nanstd
 
     from knapsack_alloc.batching import expand_counts
 
@@ -208,6 +323,13 @@ def _trainer_class() -> type:
             rewards update the allocator, e.g. a 0/1 correctness reward next
             to a format reward. ``None`` uses the weighted sum of all reward
             functions.
+        rounds : int, default 1
+            Generate each batch in this many rounds: every round after the
+            first is planned with the rewards of the earlier ones (see
+            ``docs/rounds.md``), and a prompt's rollouts of all rounds form
+            one group. Each round is one more generation call per step.
+        first_share : float or None, default None
+            Share of the rollouts of the first round (default ``1 / rounds``).
 
         Notes
         -----
@@ -220,14 +342,21 @@ def _trainer_class() -> type:
         with the same gathered rewards.
         """
 
+        num_generations: int  # set by GRPOTrainer.__init__
+
         def __init__(
             self,
             *args: Any,
             allocator: Any,
             prompt_id_column: str | None = "prompt_id",
             allocator_reward: str | None = None,
+            rounds: int = 1,
+            first_share: float | None = None,
             **kwargs: Any,
         ) -> None:
+            from knapsack_alloc.rounds import round_shares
+
+            self.round_shares = round_shares(rounds, first_share)
             super().__init__(*args, **kwargs)
             self.allocator = allocator
             self.prompt_id_column = prompt_id_column
@@ -299,6 +428,8 @@ def _trainer_class() -> type:
             if not self.model.training:
                 evaluated: dict[str, Any] = super()._generate_and_score_completions(inputs)
                 return evaluated
+            if len(self.round_shares) > 1:
+                return self._generate_in_rounds(inputs)
             rows = gather_object(inputs)
             prompt_ids = [self._prompt_id(row) for row in rows]
             payload: list[Any] = [None]
@@ -348,6 +479,153 @@ def _trainer_class() -> type:
             for name, value in update_metrics.items():
                 metrics[f"knapsack/update/{name}"].append(float(value))
             return output
+
+        @contextlib.contextmanager
+        def _one_completion_per_row(self) -> Any:
+            # The stock method groups rewards by num_generations; the expanded
+            # batch already repeats each prompt, and the groups are redone afterwards.
+            planned = self.num_generations
+            self.num_generations = 1
+            try:
+                yield
+            finally:
+                self.num_generations = planned
+
+        def _allocator_rewards(self, rewards_per_func: torch.Tensor) -> Any:
+            """Rewards that update the allocator, NaN where no function gave one."""
+            if self.allocator_reward is None:
+                weights = self.reward_weights.to(rewards_per_func.device)
+                rewards = (rewards_per_func * weights).nansum(dim=1)
+                rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+            else:
+                rewards = rewards_per_func[:, self.reward_func_names.index(self.allocator_reward)]
+            return rewards.detach().cpu().numpy().astype(np.float64)
+
+        def _generate_in_rounds(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            """Generate the batch in rounds, each planned with the rewards of the earlier ones.
+
+            Round ``r`` generates the plan's rollouts of every process, each
+            process an equal contiguous slice, with one stock call; the rows
+            of every round are then joined, and the advantages computed over
+            each prompt's rollouts of all rounds.
+            """
+            rows = gather_object(inputs)
+            prompt_ids = [self._prompt_id(row) for row in rows]
+            processes = self.accelerator.num_processes
+            budget = len(rows) * self.num_generations
+            step = None
+            if self.accelerator.is_main_process:
+                shares = process_aligned_shares(budget, self.round_shares, processes)
+                step = self.allocator.start_step(prompt_ids, budget, shares=shares)
+            metrics = self._metrics["train"]
+            logged_before = {name: len(values) for name, values in metrics.items()}
+            outputs, rewards, groups, mine, plans = [], [], [], [], []
+            offset = 0
+            while True:
+                payload: list[Any] = [None]
+                if step is not None:
+                    payload = [self._next_round(step)]
+                broadcast_object_list(payload, from_process=0)
+                if payload[0] is None:
+                    break
+                counts, round_metrics = payload[0]
+                index = np.repeat(np.arange(len(rows)), counts)
+                local = index.size // processes
+                start = self.accelerator.process_index * local
+                with self._one_completion_per_row():
+                    outputs.append(
+                        super()._generate_and_score_completions(
+                            [dict(rows[i]) for i in index[start : start + local]]
+                        )
+                    )
+                rewards_per_func = self._step_rewards_per_func
+                if rewards_per_func is None:
+                    raise RuntimeError(
+                        "GRPOTrainer scored completions without `_calculate_rewards`."
+                    )
+                if step is not None:
+                    step.record(self._allocator_rewards(rewards_per_func))
+                rewards.append(rewards_per_func)
+                groups.append(index)
+                mine.append(offset + start + np.arange(local))
+                plans.append(round_metrics)
+                offset += index.size
+
+            output = concat_round_outputs(outputs, self._tokenizer.pad_token_id)
+            rewards_per_func = torch.cat(rewards)
+            group_ids = np.concatenate(groups)
+            advantages, std_is_zero = group_advantages(
+                rewards_per_func,
+                self.reward_weights,
+                torch.as_tensor(group_ids),
+                scale_rewards=self.scale_rewards,
+                aggregation=self.multi_objective_aggregation,
+            )
+            output["advantages"] = advantages[torch.as_tensor(np.concatenate(mine))]
+            self._log_rounds(metrics, logged_before, [g.size for g in groups], rewards_per_func,
+                             advantages, std_is_zero)  # fmt: skip
+
+            allocator_rewards = self._allocator_rewards(rewards_per_func)
+            scored = ~np.isnan(allocator_rewards)
+            if step is not None:
+                update_metrics = step.finish()
+            else:
+                rollout_ids = [prompt_ids[i] for i in group_ids[scored]]
+                update_metrics = self.allocator.update(rollout_ids, allocator_rewards[scored])
+            for name, value in plans[0].items():
+                metrics[f"knapsack/plan/{name}"].append(float(value))
+            for r, plan in enumerate(plans[1:], start=1):
+                for name in ("rollouts", "prompts_open", "pred_prompts_with_gradient"):
+                    metrics[f"knapsack/round{r}/{name}"].append(float(plan[name]))
+            for name in ("rollouts", "prompts", "new_prompts", "tracked_prompts", "success_rate",
+                         "effective_ratio", "prompts_with_gradient", "prompts_all_correct",
+                         "prompts_all_wrong"):  # fmt: skip
+                metrics[f"knapsack/update/{name}"].append(float(update_metrics[name]))
+            return output
+
+        def _next_round(self, step: Any) -> tuple[Any, dict[str, float]] | None:
+            """Plan the step's next round (main process), or None when all are done."""
+            if step.rounds_planned == step.rounds:
+                return None
+            plan = step.plan_round()
+            return np.asarray(plan.counts, dtype=np.int64), dict(plan.metrics)
+
+        def _log_rounds(
+            self,
+            metrics: Any,
+            logged_before: dict[str, int],
+            sizes: list[int],
+            rewards_per_func: torch.Tensor,
+            advantages: torch.Tensor,
+            std_is_zero: torch.Tensor,
+        ) -> None:
+            """Make the step's logs describe the whole step, not each round."""
+            for name, values in metrics.items():
+                added = len(values) - logged_before.get(name, 0)
+                if added < 2:
+                    continue
+                per_round = values[-added:]
+                del values[-added:]
+                if "max" in name:
+                    values.append(max(per_round))
+                elif "min" in name:
+                    values.append(min(per_round))
+                elif added == len(sizes):  # a mean per round: weigh it by the round's rollouts
+                    values.append(float(np.average(per_round, weights=sizes)))
+                else:
+                    values.append(float(np.mean(per_round)))
+            rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(1)
+            rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+            metrics["reward"][-1] = torch.nanmean(rewards).item()
+            metrics["reward_std"][-1] = nanstd(rewards).item()
+            for i, name in enumerate(self.reward_func_names):
+                metrics[f"rewards/{name}/mean"][-1] = torch.nanmean(rewards_per_func[:, i]).item()
+                metrics[f"rewards/{name}/std"][-1] = nanstd(rewards_per_func[:, i]).item()
+            metrics["frac_reward_zero_std"][-1] = std_is_zero.float().mean().item()
+            logged = self._logs["advantages"]
+            for _ in range(min(len(advantages), len(logged))):
+                logged.pop()
+            logged.extend(advantages.tolist())
 
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             super()._save_checkpoint(model, trial)

@@ -1,0 +1,502 @@
+"""One training step sampled in rounds: plan a round, generate it, record it, plan the next.
+
+:class:`StepRounds` is what :meth:`KnapsackAllocator.start_step
+<knapsack_alloc.KnapsackAllocator.start_step>` returns. Each round spends its
+share of the step's budget so as to maximise the expected value of the whole
+step, under beliefs updated with the rewards of the step's earlier rounds; the
+allocator's history is updated once, by :meth:`StepRounds.finish`, with every
+round's rewards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from knapsack_alloc._validation import InvalidArgumentError, integer_array, real_array
+from knapsack_alloc.costs import resolve_costs
+from knapsack_alloc.history import WindowCounts, as_prompt_ids
+from knapsack_alloc.posterior import BetaPosterior
+from knapsack_alloc.presets import RULES, bayes_counts, classify, paper_counts
+from knapsack_alloc.result import AllocationResult
+from knapsack_alloc.rounds.plan import RoundPlan
+from knapsack_alloc.rounds.rules import StepEvidence, bayes_round, paper_round
+from knapsack_alloc.rounds.schedule import round_shares
+from knapsack_alloc.rounds.values import StepGroupValue
+from knapsack_alloc.values import NONZERO, NonzeroGradientValue, resolve_value
+
+if TYPE_CHECKING:
+    from knapsack_alloc.allocator import KnapsackAllocator
+
+# Largest step budget in cost units (sums stay exact in float64).
+_MAX_BUDGET = 2**53
+
+
+class StepRounds:
+    """One step's rollouts, planned and generated in rounds.
+
+    Create it with :meth:`KnapsackAllocator.start_step
+    <knapsack_alloc.KnapsackAllocator.start_step>`. Each round:
+    :meth:`plan_round` (or iterate over the object), generate the planned
+    rollouts, :meth:`record` their rewards; then :meth:`finish` updates the
+    allocator once with every round's rewards.
+
+    Parameters
+    ----------
+    allocator : KnapsackAllocator
+        Supplies the history, the preset and its parameters.
+    prompt_ids : sequence of int or str
+        The step's prompts; each batch position is one GRPO group across all
+        rounds (duplicates are separate groups whose beliefs share evidence).
+    budget : int or float
+        Rollouts (or cost units) the whole step spends, over all rounds.
+    rounds, first_share, shares
+        The schedule; see :func:`round_shares`.
+    costs : array_like, optional
+        Cost of one rollout of each prompt; default from ``cost_model``.
+
+    Examples
+    --------
+    >>> from knapsack_alloc import KnapsackAllocator
+    >>> ka = KnapsackAllocator("bayes")
+    >>> step = ka.start_step(["a", "b"], budget=16, rounds=2)
+    >>> first = step.plan_round()
+    >>> first.counts.tolist()
+    [4, 4]
+    >>> step.record([0, 0, 0, 0, 1, 0, 1, 0])  # "a" failed 4 times, "b" is mixed
+    >>> second = step.plan_round()
+    >>> second.counts.tolist(), second.sizes.tolist()
+    ([8, 0], [12, 4])
+    >>> step.record([0, 1, 0, 0, 0, 0, 0, 0])
+    >>> step.finish()["prompts_with_gradient"]
+    2.0
+    """
+
+    def __init__(
+        self,
+        allocator: KnapsackAllocator,
+        prompt_ids: Any,
+        budget: Any,
+        *,
+        rounds: Any = None,
+        first_share: Any = None,
+        shares: Sequence[Any] | None = None,
+        costs: Any = None,
+    ) -> None:
+        self.shares = round_shares(rounds, first_share, shares)
+        base = resolve_value(allocator.value)
+        if not isinstance(base, NonzeroGradientValue):
+            raise InvalidArgumentError(
+                f"rounds need a value model of the P_nz family ('grpo', 'nonzero' or a "
+                f"NonzeroGradientValue), got value == {allocator.value!r}: the value of a group "
+                "that already holds rollouts is not defined for other models."
+            )
+        ids, kind = as_prompt_ids(prompt_ids, "prompt_ids")
+        window, per_rollout, prior = allocator._snapshot(ids, kind, costs)
+        model = resolve_costs(per_rollout, budget, ids.size, allocator.cost_resolution)
+        if model.budget_units > _MAX_BUDGET:
+            raise InvalidArgumentError(
+                f"budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
+            )
+        if ids.size == 0 and model.budget_units > 0:
+            raise InvalidArgumentError(
+                f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
+            )
+        self._allocator = allocator
+        self._base = base
+        self._ids = ids
+        self._window = window
+        self._prior = prior
+        self._costs = model
+        self._n_updates = allocator.n_updates_
+        self._history = allocator.history_
+        # Step budget reached after each round, in whole cost units.
+        cumulative = np.cumsum(self.shares)
+        self._targets = [
+            math.floor(model.budget_units * float(c) + 1e-9) for c in cumulative[:-1]
+        ] + [model.budget_units]
+        self._prompt_of = np.unique(ids, return_inverse=True)[1].reshape(-1)
+        self._held = np.zeros(ids.size, dtype=np.int64)
+        self._wins = np.zeros(ids.size, dtype=np.int64)
+        self._spent = 0  # cost units
+        self._cost = 0.0  # the caller's units
+        self._pending: RoundPlan | None = None
+        self._index: list[NDArray[np.int64]] = []
+        self._rewards: list[NDArray[np.float64]] = []
+        self._rollout_costs: list[NDArray[np.float64] | None] = []
+        self._finished = False
+
+    @property
+    def rounds(self) -> int:
+        """Number of rounds in the schedule."""
+        return len(self.shares)
+
+    @property
+    def rounds_planned(self) -> int:
+        """Rounds planned so far."""
+        return len(self._index) + (self._pending is not None)
+
+    @property
+    def budget(self) -> float:
+        """The step's budget, as given."""
+        return self._costs.budget
+
+    @property
+    def group_sizes(self) -> NDArray[np.int64]:
+        """Rewarded rollouts recorded so far in each prompt's group."""
+        return self._held.copy()
+
+    @property
+    def group_successes(self) -> NDArray[np.int64]:
+        """Successes recorded so far in each prompt's group."""
+        return self._wins.copy()
+
+    def rollouts(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Every reward recorded so far and the batch position (GRPO group) of its prompt.
+
+        Returns
+        -------
+        index : numpy.ndarray of int64
+            Batch position of each rollout, round after round.
+        rewards : numpy.ndarray of float64
+            The rewards as recorded (``-1`` failures kept as ``-1``).
+        """
+        if not self._index:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return np.concatenate(self._index), np.concatenate(self._rewards)
+
+    def __iter__(self) -> Iterator[RoundPlan]:
+        """Plan the remaining rounds one after another (record each before the next)."""
+        while self.rounds_planned < self.rounds:
+            yield self.plan_round()
+
+    def plan_round(self) -> RoundPlan:
+        """Plan the next round.
+
+        Returns
+        -------
+        RoundPlan
+            ``counts`` to generate now. ``metrics``: ``round``, ``rounds``,
+            ``prompts``, ``rollouts`` and ``cost`` (this round), ``budget``
+            (this round's: the step's budget reached after it minus what the
+            step has spent), ``unused_budget``, ``step_budget``,
+            ``step_cost`` (the step's cost once this round is generated),
+            ``rollouts_max`` (this round), ``group_max`` (largest group),
+            ``prompts_open`` and ``prompts_mixed`` (before this round),
+            ``pred_prompts_with_gradient`` and ``pred_effective_ratio`` (of
+            the step once this round is generated, under each prompt's Beta
+            belief), ``prompts_unseen`` ... ``prompts_effective``,
+            ``prompts_fallback``, ``prior_a``, ``prior_b``, ``solve_time_s``,
+            ``plan_time_s``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If the previous round's rewards were not recorded, the schedule is
+            done, the step is finished, or the allocator was updated since the
+            step started.
+        """
+        started = time.perf_counter()
+        self._check_open("plan a round")
+        if self._pending is not None:
+            raise InvalidArgumentError(
+                f"round {self._pending.round} was planned but its rewards were not recorded; "
+                "call record() with them before planning the next round."
+            )
+        index = len(self._index)
+        if index >= self.rounds:
+            raise InvalidArgumentError(
+                f"all {self.rounds} rounds of this step were planned; call finish()."
+            )
+        budget = self._targets[index] - self._spent
+        evidence = self._evidence()
+        updated = evidence.updated(self._window)
+        if index == 0:
+            sizes, rule, fallback, allocation = self._first_round(budget)
+        else:
+            sizes, rule, fallback, allocation = self._later_round(budget, evidence, updated)
+        counts = sizes - self._held
+        with np.errstate(invalid="ignore", divide="ignore"):
+            estimates = np.where(updated.trials > 0, updated.successes / updated.trials, np.nan)
+        metrics = self._metrics(index, budget, counts, sizes, evidence, updated, rule, fallback)
+        metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
+        metrics["plan_time_s"] = time.perf_counter() - started
+        self._pending = RoundPlan(
+            round=index,
+            prompt_ids=self._ids.copy(),
+            counts=counts,
+            sizes=sizes,
+            open=~evidence.mixed,
+            rules=np.asarray(RULES)[rule],
+            fallback=fallback,
+            estimates=estimates,
+            metrics=metrics,
+            allocation=allocation,
+        )
+        return self._pending
+
+    def record(self, rewards: Any, *, index: Any = None, costs: Any = None) -> None:
+        """Record the rewards of the round just planned.
+
+        Parameters
+        ----------
+        rewards : array_like
+            One reward per rollout of the round (as accepted by
+            :meth:`KnapsackAllocator.update`), in the order of
+            :meth:`RoundPlan.rollout_index` unless ``index`` is given. NaN
+            marks a rollout that got no reward: it was paid for, but is
+            neither a success nor a failure and is left out of the update.
+        index : array_like of int, optional
+            Batch position of each reward's prompt; each position must appear
+            exactly ``counts[i]`` times.
+        costs : array_like, optional
+            Positive cost of each rollout, passed on to ``update`` by
+            :meth:`finish` (for ``cost_model='tracked'``).
+
+        Raises
+        ------
+        InvalidArgumentError, TypeError
+            On a bad argument, before anything is recorded.
+        """
+        self._check_open("record rewards")
+        plan = self._pending
+        if plan is None:
+            raise InvalidArgumentError(
+                "no round is waiting for its rewards; call plan_round() first."
+            )
+        size = int(plan.counts.sum())
+        if index is None:
+            positions = plan.rollout_index()
+        else:
+            positions = integer_array("index", index, length=int(np.size(index)), minimum=0)
+            found = np.bincount(positions, minlength=plan.counts.size)
+            if (
+                positions.size != size
+                or found.size != plan.counts.size
+                or (found != plan.counts).any()
+            ):
+                raise InvalidArgumentError(
+                    f"index must give each batch position i exactly counts[i] times (round "
+                    f"{plan.round} planned {size} rollouts over {plan.counts.size} prompts); "
+                    f"got {positions.size} entries that do not match the plan."
+                )
+        raw, success = self._scored(rewards, size)
+        per_rollout = None
+        if costs is not None:
+            per_rollout = real_array("costs", costs, length=size)
+            bad = per_rollout <= 0
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidArgumentError(
+                    f"costs[{i}] == {float(per_rollout[i])!r}, must be > 0 (cost of one rollout)."
+                )
+        if self._rollout_costs and (per_rollout is None) != (self._rollout_costs[0] is None):
+            raise InvalidArgumentError(
+                "give costs for every round of the step or for none of them."
+            )
+        scored = ~np.isnan(raw)
+        np.add.at(self._held, positions[scored], 1)
+        np.add.at(self._wins, positions[scored], success[scored].astype(np.int64))
+        self._spent += int(self._costs.units @ plan.counts)
+        self._cost += float(self._costs.per_rollout @ plan.counts)
+        self._index.append(positions)
+        self._rewards.append(raw)
+        self._rollout_costs.append(per_rollout)
+        self._pending = None
+
+    def finish(self) -> dict[str, float]:
+        """Update the allocator once with every round's rewards and close the step.
+
+        Rounds not planned yet are skipped (their budget stays unspent).
+
+        Returns
+        -------
+        dict of str to float
+            :meth:`KnapsackAllocator.update`'s metrics (groups by prompt id),
+            plus ``rounds`` (rounds recorded), ``step_budget`` and
+            ``step_cost``.
+        """
+        self._check_open("finish")
+        if self._pending is not None:
+            raise InvalidArgumentError(
+                f"round {self._pending.round} was planned but its rewards were not recorded; "
+                "record them before finish()."
+            )
+        positions, rewards = self.rollouts()
+        scored = ~np.isnan(rewards)
+        costs = None
+        if self._rollout_costs and self._rollout_costs[0] is not None:
+            costs = np.concatenate([c for c in self._rollout_costs if c is not None])[scored]
+        metrics = self._allocator.update(self._ids[positions[scored]], rewards[scored], costs)
+        self._finished = True
+        metrics["rounds"] = float(len(self._index))
+        metrics["step_budget"] = self._costs.budget
+        metrics["step_cost"] = self._cost
+        return metrics
+
+    # --------------------------------------------------------------- helpers
+    def _scored(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Validate a round's rewards; NaN (no reward) passes through, neither outcome."""
+        try:
+            probe = np.asarray(rewards, dtype=np.float64)
+        except (TypeError, ValueError):
+            probe = None  # not numbers: the allocator's check names the problem
+        if probe is None or probe.shape != (size,) or not np.isnan(probe).any():
+            raw, success = self._allocator._rewards(rewards, size)
+            return raw, success
+        unscored = np.isnan(probe)
+        raw, success = self._allocator._rewards(np.where(unscored, 0.0, probe), size)
+        raw[unscored] = np.nan
+        success[unscored] = False
+        return raw, success
+
+    def _check_open(self, action: str) -> None:
+        if self._finished:
+            raise InvalidArgumentError(f"cannot {action}: this step is finished.")
+        allocator = self._allocator
+        if allocator.n_updates_ != self._n_updates or allocator.history_ is not self._history:
+            raise InvalidArgumentError(
+                f"cannot {action}: the allocator was updated (or loaded) after this step started. "
+                "A step's rewards are recorded once, by finish(); do not call update() between "
+                "rounds."
+            )
+
+    def _evidence(self) -> StepEvidence:
+        """Collect the step's rewards so far, per group and per prompt id."""
+        size = self._ids.size
+        distinct = int(self._prompt_of.max(initial=-1)) + 1
+        trials = np.bincount(self._prompt_of, weights=self._held, minlength=distinct)
+        successes = np.bincount(self._prompt_of, weights=self._wins, minlength=distinct)
+        return StepEvidence(
+            held=self._held.copy(),
+            wins=self._wins.copy(),
+            successes=successes[self._prompt_of].astype(np.int64).reshape(size),
+            trials=trials[self._prompt_of].astype(np.int64).reshape(size),
+        )
+
+    def _first_round(
+        self, budget: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
+        """Plan the first round with the preset's own rule (``plan`` itself for one round)."""
+        if self.rounds == 1:
+            return self._preset_plan(budget)
+        try:
+            return self._preset_plan(budget)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(
+                f"the first round gets {budget} of the step's {self._costs.budget_units} cost "
+                f"units (share {self.shares[0]:g}) and cannot be planned: {error} With rounds, "
+                "raise first_share (or the step's budget)."
+            ) from None
+
+    def _preset_plan(
+        self, budget: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
+        allocator, window, units = self._allocator, self._window, self._costs.units
+        if allocator.preset == "paper":
+            paper = paper_counts(
+                window.successes, window.trials, window.total, units, budget,
+                default_rollouts=self._first_default(budget),
+                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
+                min_history=allocator.min_history, alpha=allocator.alpha,
+                value=allocator.value, solver=allocator.solver,
+                time_limit=allocator.time_limit,
+                allow_unused_budget=allocator.allow_unused_budget,
+            )  # fmt: skip
+            return paper.counts, paper.rule, paper.fallback, paper.allocation
+        allocation = bayes_counts(
+            window.successes, window.trials, self._prior, units, budget,
+            min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
+            value=allocator.value, solver=allocator.solver, time_limit=allocator.time_limit,
+            allow_unused_budget=allocator.allow_unused_budget,
+        )  # fmt: skip
+        return (
+            allocation.counts.copy(),
+            classify(window.successes, window.trials, window.total, allocator.min_history),
+            np.zeros(units.size, dtype=np.bool_),
+            allocation,
+        )
+
+    def _later_round(
+        self, budget: int, evidence: StepEvidence, updated: WindowCounts
+    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
+        """Plan a round after the first with the preset's round rule."""
+        allocator, units = self._allocator, self._costs.units
+        if allocator.preset == "paper":
+            paper = paper_round(
+                self._window, evidence, units, budget,
+                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
+                min_history=allocator.min_history, alpha=allocator.alpha, value=self._base,
+                solver=allocator.solver, time_limit=allocator.time_limit,
+            )  # fmt: skip
+            return paper.counts, paper.rule, paper.fallback, paper.allocation
+        allocation = bayes_round(
+            self._window, evidence, self._prior, units, budget,
+            min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
+            value=self._base, solver=allocator.solver, time_limit=allocator.time_limit,
+            allow_unused_budget=allocator.allow_unused_budget,
+        )  # fmt: skip
+        rule = classify(updated.successes, updated.trials, updated.total, allocator.min_history)
+        return allocation.counts.copy(), rule, np.zeros(units.size, dtype=np.bool_), allocation
+
+    def _first_default(self, budget: int) -> int:
+        """``default_rollouts`` scaled to the first round's share of the budget.
+
+        Prompts without enough history are the paper's exploration; with
+        rounds, the first round gives them their share and later rounds give
+        more to those whose group is still open (as fallback candidates).
+        """
+        default: int = self._allocator.default_rollouts
+        total = self._costs.budget_units
+        if self.rounds == 1 or total == 0:
+            return default
+        floor = min(default, self._allocator.min_rollouts)
+        return max(floor, default * budget // total)
+
+    def _metrics(
+        self,
+        index: int,
+        budget: int,
+        counts: NDArray[np.int64],
+        sizes: NDArray[np.int64],
+        evidence: StepEvidence,
+        updated: WindowCounts,
+        rule: NDArray[np.int8],
+        fallback: NDArray[np.bool_],
+    ) -> dict[str, float]:
+        per_rollout = self._costs.per_rollout
+        # Cost units in the caller's scale (rounded costs count in cost_resolution).
+        resolution = self._allocator.cost_resolution
+        unit = resolution if resolution is not None and self._costs.kind == "rounded" else 1.0
+        prior = self._prior
+        beliefs = BetaPosterior(updated.successes, updated.trials - updated.successes, prior=prior)
+        mixed = StepGroupValue(NONZERO, evidence.held, evidence.wins).value(sizes, beliefs)
+        total = int(sizes.sum())
+        by_rule = np.bincount(rule, minlength=len(RULES))
+        cost = float(per_rollout @ counts)
+        return {
+            "round": float(index),
+            "rounds": float(self.rounds),
+            "prompts": float(counts.size),
+            "rollouts": float(counts.sum()),
+            "budget": budget * unit,
+            "cost": cost,
+            "unused_budget": budget * unit - cost,
+            "step_budget": self._costs.budget,
+            "step_cost": self._cost + cost,
+            "rollouts_max": float(counts.max(initial=0)),
+            "group_max": float(sizes.max(initial=0)),
+            "prompts_open": float((~evidence.mixed).sum()),
+            "prompts_mixed": float(evidence.mixed.sum()),
+            "pred_prompts_with_gradient": float(mixed.sum()),
+            "pred_effective_ratio": float(sizes @ mixed) / total if total else 0.0,
+            **{f"prompts_{name}": float(by_rule[code]) for code, name in enumerate(RULES)},
+            "prompts_fallback": float(fallback.sum()),
+            "prior_a": prior[0],
+            "prior_b": prior[1],
+        }
