@@ -70,8 +70,10 @@ def _scan(
                                              b_num[i], den[i], concave, unit_price,
                                              extra[i])  # fmt: skip
         else:
+            # Point rates (step 0) carry no denominators: den is empty then.
+            den_i = den[i] if step != 0.0 else 0.0
             best, best_k, gains = _walk_from_zero(span[i], term_a[i], term_b[i], a_num[i],
-                                                  b_num[i], den[i], step, unit_price,
+                                                  b_num[i], den_i, step, unit_price,
                                                   extra[i])  # fmt: skip
         total += best
         spend += costs[i] * best_k
