@@ -3,7 +3,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _oracles_allocator import NaiveHistory, naive_bayes, naive_paper, naive_prior
+from _oracles_allocator import (
+    NaiveHistory,
+    best_split_value,
+    paper_rules,
+    point_tables,
+    posterior_tables,
+)
 from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.allocator import PRESETS, KnapsackAllocator
 from knapsack_alloc.checkpoint import CheckpointError
@@ -55,7 +61,7 @@ steps_strategy = st.lists(
     ),
     max_size=8,
 )
-batch_strategy = st.lists(st.integers(0, 14), min_size=1, max_size=12)
+batch_strategy = st.lists(st.integers(0, 14), min_size=1, max_size=6)
 
 
 def _feed(allocator, naive, steps):
@@ -70,48 +76,58 @@ def _state_arrays(allocator):
     return {k: v.copy() for k, v in allocator.state_dict()["arrays"].items()}
 
 
+def _float_tables(exact):
+    return [{n: float(v) for n, v in table.items()} for table in exact]
+
+
 @settings(max_examples=120, deadline=None)
-@given(steps_strategy, batch_strategy, st.integers(0, 400))
-def test_paper_matches_the_slow_restatement(steps, batch, extra):
-    allocator, naive = KnapsackAllocator("paper"), NaiveHistory(16)
+@given(steps_strategy, batch_strategy, st.integers(3, 6), st.integers(0, 40))
+def test_paper_follows_the_rules_on_the_recorded_history(steps, batch, high, extra):
+    allocator, naive = KnapsackAllocator("paper", max_rollouts=high), NaiveHistory(16)
     _feed(allocator, naive, steps)
-    base = sum(8 if naive.counts(p)[2] < 8 else 2 for p in batch)
-    budget = base + extra
-    expected = naive_paper(batch, naive, budget)
-    effective = expected["effective"]
-    if len(effective) == len(batch) and budget > 128 * len(batch):
-        with pytest.raises(InvalidArgumentError):
+    states = [naive.counts(p) for p in batch]
+    budget = sum(8 if total < 8 else 2 for _, _, total in states) + extra
+    expected = paper_rules(states, budget, high=high)
+    if expected["unspent"]:
+        with pytest.raises(InvalidArgumentError, match="that no rule can spend"):
             allocator.plan(batch, budget)
         return
     plan = allocator.plan(batch, budget)
     assert int(plan.counts.sum()) == budget
-    others = [i for i in range(len(batch)) if i not in effective]
-    assert plan.counts[others].tolist() == [expected["counts"][i] for i in others]
-    if effective:
-        assert plan.allocation.objective == pytest.approx(
-            expected["objective"], rel=1e-9, abs=1e-15
-        )
-        assert plan.counts[effective].min() >= 2 and plan.counts[effective].max() <= 128
-    assert plan.metrics["prompts_effective"] == len(effective)
+    assert {i: int(plan.counts[i]) for i in expected["counts"]} == expected["counts"]
+    assert np.flatnonzero(plan.fallback).tolist() == expected["fallback"]
+    effective = plan.counts[expected["effective"]]
+    assert int(effective.sum()) == expected["effective_total"]
+    if expected["effective"]:
+        tables = _float_tables(point_tables(expected["rates"], 2, high))
+        best = best_split_value(tables, 2, high, expected["effective_total"])
+        found = sum(table[int(n)] for table, n in zip(tables, effective, strict=True))
+        assert found >= best * (1 - 1e-12)
+        assert plan.allocation.objective == pytest.approx(found, rel=1e-9)
+    assert plan.metrics["prompts_effective"] == len(expected["effective"])
     assert plan.metrics["prompts_fallback"] == len(expected["fallback"])
     again = allocator.plan(batch, budget)
     assert np.array_equal(again.counts, plan.counts)
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps_strategy, batch_strategy, st.integers(0, 100))
-def test_bayes_matches_the_slow_restatement(steps, batch, extra):
-    allocator = KnapsackAllocator("bayes")
+@given(steps_strategy, batch_strategy, st.integers(3, 6), st.data())
+def test_bayes_is_optimal_for_the_recorded_history(steps, batch, high, data):
+    allocator = KnapsackAllocator("bayes", max_rollouts=high)
     naive = NaiveHistory(allocator.window)
     _feed(allocator, naive, steps)
-    budget = 2 * len(batch) + extra
+    budget = data.draw(st.integers(2 * len(batch), high * len(batch)), label="budget")
     plan = allocator.plan(batch, budget)
-    prior = naive_prior(naive, 8)
-    assert (plan.metrics["prior_a"], plan.metrics["prior_b"]) == pytest.approx(prior, rel=1e-9)
-    expected = naive_bayes(batch, naive, budget, prior)
+    # Fewer than 32 prompts have ever been seen: the prior is the uniform fallback.
+    assert (plan.metrics["prior_a"], plan.metrics["prior_b"]) == (1.0, 1.0)
+    windows = [naive.counts(p)[:2] for p in batch]
+    tables = _float_tables(posterior_tables(windows, (1.0, 1.0), 2, high))
+    best = best_split_value(tables, 2, high, budget)
+    found = sum(table[int(n)] for table, n in zip(tables, plan.counts, strict=True))
     assert int(plan.counts.sum()) == budget
-    assert plan.counts.min() >= 2 and plan.counts.max() <= 128
-    assert plan.allocation.objective == pytest.approx(expected["objective"], rel=1e-9, abs=1e-15)
+    assert plan.counts.min() >= 2 and plan.counts.max() <= high
+    assert found >= best * (1 - 1e-12)
+    assert plan.allocation.objective == pytest.approx(found, rel=1e-9)
 
 
 @settings(max_examples=25, deadline=None)
