@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from knapsack_alloc import BetaPosterior, allocate
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.solvers._gains import gain_table
 from knapsack_alloc.values import GRPO, NONZERO
 from oracles import brute_force, greedy_one_at_a_time
 
@@ -148,11 +147,7 @@ def test_greedy_takes_rollouts_in_the_documented_order(unit_cost, data):
     result = allocate(
         rates, budget, min_rollouts=lower, max_rollouts=upper, costs=costs, solver="greedy"
     )
-    source = GRPO.gains(rates, lower, upper - lower)
-    table = gain_table(
-        lower, upper - lower, source.term_a, source.term_b, source.a_num, source.b_num,
-        source.den, source.step,
-    )  # fmt: skip
+    table = GRPO._gains(rates, lower, upper - lower).dense(lower, upper - lower)
     rows = [table[i, : upper[i] - lower[i]].tolist() for i in range(len(rates))]
     capacity = budget - int(costs @ lower)
     expected = lower + greedy_one_at_a_time(rows, lower, costs, capacity)

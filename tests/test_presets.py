@@ -6,9 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _oracles_allocator import NaiveHistory, naive_bayes, naive_paper, naive_prior
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.history import RewardHistory
-from knapsack_alloc.presets import (
+from knapsack_alloc.allocator.history import RewardHistory
+from knapsack_alloc.allocator.presets import (
     FALLBACK_PRIOR,
     RULES,
     bayes_counts,
@@ -16,6 +15,7 @@ from knapsack_alloc.presets import (
     fit_beta_prior,
     paper_counts,
 )
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 PAPER = dict(
     default_rollouts=8,
