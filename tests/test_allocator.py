@@ -10,9 +10,9 @@ from _oracles_allocator import (
     point_tables,
     posterior_tables,
 )
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.allocator import PRESETS, KnapsackAllocator
-from knapsack_alloc.checkpoint import CheckpointError
+from knapsack_alloc.allocator.checkpoint import CheckpointError
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 PLAN_KEYS = {
     "prompts",
@@ -512,9 +512,9 @@ def test_more_bad_inputs(call, error, message):
 
 @pytest.mark.parametrize("preset", ["paper", "bayes"])
 def test_predicted_ratio_is_the_posterior_expectation(preset):
-    from knapsack_alloc.metrics import predicted_effective_ratio
-    from knapsack_alloc.posterior import BetaPosterior
+    from knapsack_alloc.allocator.metrics import predicted_effective_ratio
     from knapsack_alloc.values import NONZERO
+    from knapsack_alloc.values.posterior import BetaPosterior
 
     allocator = KnapsackAllocator(preset)
     rng = np.random.default_rng(9)

@@ -114,7 +114,7 @@ def test_allocate_reports_this_bound_or_a_tighter_one(name, data):
 
 def test_a_wrong_answer_is_not_called_optimal(monkeypatch):
     """The status compares objective and bound: a broken solver cannot certify itself."""
-    import knapsack_alloc.solvers._greedy as greedy
+    import knapsack_alloc.solvers.kernels.greedy as greedy
 
     honest = greedy.greedy_kernel
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 from knapsack_alloc import BetaPosterior, allocate
-from knapsack_alloc.solvers._dp import dp_kernel, lagrangian_windows
+from knapsack_alloc.solvers.kernels.dp import dp_kernel, lagrangian_windows
 from knapsack_alloc.values import GRPO, NONZERO
 from oracles import best_total, exact_tables
 

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _oracles_allocator import NaiveHistory
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.history import RewardHistory, as_prompt_ids
+from knapsack_alloc.allocator.history import RewardHistory, as_prompt_ids
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 # A step: (prompt id, number of rollouts, successes pattern seed) per group.
 updates_strategy = st.lists(
@@ -250,7 +250,7 @@ def test_ids_outside_the_dense_range_keep_every_window(late_id):
 
 
 def test_string_hash_collisions_fall_back_to_exact_grouping(monkeypatch):
-    import knapsack_alloc.history as history
+    import knapsack_alloc.allocator.history as history
 
     monkeypatch.setattr(history, "_HASH_MULTIPLIER", np.uint64(0))  # every string collides
     rng = np.random.default_rng(5)

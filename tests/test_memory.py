@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import knapsack_alloc.allocator as allocator_module
-import knapsack_alloc.history as history_module
+import knapsack_alloc.allocator.history as history_module
+import knapsack_alloc.allocator.rewards as rewards_module
 from knapsack_alloc import InvalidArgumentError, KnapsackAllocator, allocate
 
 updates_strategy = st.lists(
@@ -43,7 +43,7 @@ def test_an_update_in_groups_equals_the_update_at_once(updates, chunk, preset):
     expected = _run(whole, updates)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(history_module, "UPDATE_CHUNK", chunk)
-        patch.setattr(allocator_module, "UPDATE_CHUNK", chunk)
+        patch.setattr(rewards_module, "REWARD_CHUNK", chunk)
         grouped = KnapsackAllocator(preset)
         assert _run(grouped, updates) == expected
     mine, theirs = grouped.state_dict(), whole.state_dict()
@@ -53,7 +53,7 @@ def test_an_update_in_groups_equals_the_update_at_once(updates, chunk, preset):
 
 
 def test_a_bad_reward_is_found_in_any_chunk(monkeypatch):
-    monkeypatch.setattr(allocator_module, "UPDATE_CHUNK", 4)
+    monkeypatch.setattr(rewards_module, "REWARD_CHUNK", 4)
     rewards = [1.0] * 10 + [2.0]
     with pytest.raises(InvalidArgumentError, match=r"^rewards\[10\] == 2\.0 is not a valid"):
         KnapsackAllocator().update(list(range(11)), rewards)

@@ -12,9 +12,8 @@ from _oracles_allocator import (
     point_tables,
     posterior_tables,
 )
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.history import RewardHistory
-from knapsack_alloc.presets import (
+from knapsack_alloc.allocator.history import RewardHistory
+from knapsack_alloc.allocator.presets import (
     FALLBACK_PRIOR,
     RULES,
     bayes_counts,
@@ -22,6 +21,7 @@ from knapsack_alloc.presets import (
     fit_beta_prior,
     paper_counts,
 )
+from knapsack_alloc.exceptions import InvalidArgumentError
 from oracles import rising
 
 PAPER = dict(

@@ -19,11 +19,9 @@ from typing import Any, TypeVar, cast
 import numpy as np
 from numba import config, njit
 
+from knapsack_alloc.exceptions import KernelCacheWarning
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class KernelCacheWarning(RuntimeWarning):
-    """Compiled kernels cannot be cached on disk, so each process compiles them again."""
 
 
 _NO_CACHE = (

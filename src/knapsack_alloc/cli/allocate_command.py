@@ -74,7 +74,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``allocate`` for parsed ``args``; returns the exit code."""
     from knapsack_alloc import BetaPosterior, allocate
-    from knapsack_alloc.metrics import predicted_effective_ratio, uniform_counts
+    from knapsack_alloc.allocator.metrics import predicted_effective_ratio, uniform_counts
 
     table = read_table(args.file)
     if table.rows == 0:

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.diagnose.figures import (
     PromptFigures,
     RewardScale,
@@ -30,6 +29,7 @@ from knapsack_alloc.diagnose.replay import (
     suggest_bounds,
 )
 from knapsack_alloc.diagnose.sources import Sources, find_sources
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 #: Presets replayed by default.
 PRESETS = ("paper", "bayes")

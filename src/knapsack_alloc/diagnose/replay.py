@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.diagnose.groups import GroupTable
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.values import NONZERO
 
 #: Probability of a gradient the suggested upper bound aims at.

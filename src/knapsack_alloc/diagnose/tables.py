@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.diagnose.errors import InputFileError
+from knapsack_alloc.exceptions import InputFileError
 
 #: Rows converted at a time.
 BLOCK_ROWS = 1 << 18

@@ -1,8 +1,8 @@
 """Each preset's rule for a round after the first, given the step's rewards so far.
 
 Pure functions from reward counts to final group sizes, the round-aware
-counterparts of :func:`~knapsack_alloc.presets.bayes_counts` and
-:func:`~knapsack_alloc.presets.paper_counts` (which plan the first round).
+counterparts of :func:`~knapsack_alloc.allocator.presets.bayes_counts` and
+:func:`~knapsack_alloc.allocator.presets.paper_counts` (which plan the first round).
 Budgets and costs are whole cost units; sizes are the groups' sizes once the
 round is generated, so a round's rollouts are the sizes minus
 :attr:`StepEvidence.held`.
@@ -16,11 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.engine import allocate
-from knapsack_alloc.history import WindowCounts
-from knapsack_alloc.posterior import BetaPosterior
-from knapsack_alloc.presets import (
+from knapsack_alloc.allocator.history import WindowCounts
+from knapsack_alloc.allocator.presets import (
     EFFECTIVE,
     UNSEEN,
     WARMUP,
@@ -29,9 +26,12 @@ from knapsack_alloc.presets import (
     _split_equally,
     classify,
 )
+from knapsack_alloc.engine import allocate
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
-from knapsack_alloc.rounds.values import StepGroupValue
 from knapsack_alloc.values import NonzeroGradientValue
+from knapsack_alloc.values.posterior import BetaPosterior
+from knapsack_alloc.values.step_group import StepGroupValue
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def paper_round(
     budget : int
         The round's budget in the same units.
     min_rollouts, max_rollouts, min_history, alpha
-        As in :func:`~knapsack_alloc.presets.paper_counts`.
+        As in :func:`~knapsack_alloc.allocator.presets.paper_counts`.
     value : NonzeroGradientValue
         Value of a fresh group; see :class:`StepGroupValue`.
     solver, time_limit

@@ -18,17 +18,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, integer_array, real_array
+from knapsack_alloc._validation import integer_array, real_array
+from knapsack_alloc.allocator.history import WindowCounts, as_prompt_ids
+from knapsack_alloc.allocator.presets import RULES, bayes_counts, classify, paper_counts
+from knapsack_alloc.allocator.rewards import read_round_rewards
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.history import WindowCounts, as_prompt_ids
-from knapsack_alloc.posterior import BetaPosterior
-from knapsack_alloc.presets import RULES, bayes_counts, classify, paper_counts
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.rounds.plan import RoundPlan
 from knapsack_alloc.rounds.rules import StepEvidence, bayes_round, paper_round
 from knapsack_alloc.rounds.schedule import round_shares
-from knapsack_alloc.rounds.values import StepGroupValue
 from knapsack_alloc.values import NONZERO, NonzeroGradientValue, resolve_value
+from knapsack_alloc.values.posterior import BetaPosterior
+from knapsack_alloc.values.step_group import StepGroupValue
 
 if TYPE_CHECKING:
     from knapsack_alloc.allocator import KnapsackAllocator
@@ -285,7 +287,7 @@ class StepRounds:
                     f"{plan.round} planned {size} rollouts over {plan.counts.size} prompts); "
                     f"got {positions.size} entries that do not match the plan."
                 )
-        raw, success = self._scored(rewards, size)
+        raw, success = read_round_rewards(rewards, size, self._allocator.success_threshold)
         per_rollout = None
         if costs is not None:
             per_rollout = real_array("costs", costs, length=size)
@@ -340,21 +342,6 @@ class StepRounds:
         return metrics
 
     # --------------------------------------------------------------- helpers
-    def _scored(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Validate a round's rewards; NaN (no reward) passes through, neither outcome."""
-        try:
-            probe = np.asarray(rewards, dtype=np.float64)
-        except (TypeError, ValueError):
-            probe = None  # not numbers: the allocator's check names the problem
-        if probe is None or probe.shape != (size,) or not np.isnan(probe).any():
-            raw, success = self._allocator._rewards(rewards, size)
-            return raw, success
-        unscored = np.isnan(probe)
-        raw, success = self._allocator._rewards(np.where(unscored, 0.0, probe), size)
-        raw[unscored] = np.nan
-        success[unscored] = False
-        return raw, success
-
     def _check_open(self, action: str) -> None:
         if self._finished:
             raise InvalidArgumentError(f"cannot {action}: this step is finished.")

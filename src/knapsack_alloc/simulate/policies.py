@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, integer_scalar, real_scalar
-from knapsack_alloc.metrics import uniform_counts
+from knapsack_alloc._validation import integer_scalar, real_scalar
+from knapsack_alloc.allocator.metrics import uniform_counts
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate.environment import EMPTY_GROUPS, Groups
 from knapsack_alloc.simulate.policy import Policy, StepContext, StepResult
 

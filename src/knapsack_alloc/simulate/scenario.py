@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from knapsack_alloc._validation import InvalidArgumentError, integer_scalar
+from knapsack_alloc._validation import integer_scalar
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate.dynamics import LearningModel
 from knapsack_alloc.simulate.population import Population
 

@@ -11,31 +11,26 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import (
-    InvalidArgumentError,
-    choice,
-    integer_scalar,
-    real_array,
-    real_scalar,
-)
-from knapsack_alloc.batching import Partition, balance, expand_counts
-from knapsack_alloc.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.history import (
-    UPDATE_CHUNK,
+from knapsack_alloc._validation import choice, integer_scalar, real_array, real_scalar
+from knapsack_alloc.allocator.checkpoint import read_checkpoint, write_checkpoint
+from knapsack_alloc.allocator.history import (
     IdKind,
     RewardHistory,
     UpdateSummary,
     WindowCounts,
     as_prompt_ids,
 )
-from knapsack_alloc.presets import (
+from knapsack_alloc.allocator.presets import (
     RULES,
     bayes_counts,
     classify,
     fit_beta_prior,
     paper_counts,
 )
+from knapsack_alloc.allocator.rewards import read_rewards
+from knapsack_alloc.batching import Partition, balance, expand_counts
+from knapsack_alloc.costs import resolve_costs
+from knapsack_alloc.exceptions import CheckpointError, InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SOLVERS
 from knapsack_alloc.values import resolve_value
@@ -191,7 +186,7 @@ class KnapsackAllocator:
         prior : 'empirical' or tuple of float, default 'empirical'
             Beta prior ``(a, b)`` of every prompt's success probability, or
             ``'empirical'`` to fit it to the tracked prompts (see
-            :func:`~knapsack_alloc.presets.fit_beta_prior`). ``'paper'`` uses
+            :func:`~knapsack_alloc.allocator.presets.fit_beta_prior`). ``'paper'`` uses
             it only for the predicted metrics.
         success_threshold : float, default 0.5
             A float reward in ``[0, 1]`` counts as a success when it is at
@@ -543,7 +538,7 @@ class KnapsackAllocator:
             On a bad argument, before any state changes.
         """
         ids, kind = as_prompt_ids(rollout_prompt_ids, "rollout_prompt_ids")
-        values, success = self._checked_rewards(rewards, ids.size)
+        values, success = read_rewards(rewards, ids.size, self.success_threshold)
         per_rollout = None
         if costs is not None:
             if np.ndim(costs) == 1 and len(costs) != ids.size:
@@ -566,59 +561,6 @@ class KnapsackAllocator:
                 self.n_rollouts_ += int(ids.size)
             tracked = len(self.history_)
         return _update_metrics(summary, tracked)
-
-    def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Check the rewards; return a float64 copy of them and each rollout's success."""
-        values, success = self._checked_rewards(rewards, size)
-        return values.astype(np.float64), success.copy()
-
-    def _checked_rewards(
-        self, rewards: Any, size: int
-    ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        """Check the rewards; return them as an array (not copied) and each rollout's success.
-
-        Checked a chunk at a time, so a large update makes no float copy of them.
-        """
-        if isinstance(rewards, (str, bytes)):
-            raise TypeError(
-                f"rewards must be an array of numbers or bools, not a string: {rewards!r}."
-            )
-        try:
-            array = np.asarray(rewards)
-        except ValueError as error:
-            raise InvalidArgumentError(
-                f"rewards could not be read as a 1-d array: {error}"
-            ) from None
-        if array.ndim != 1:
-            raise InvalidArgumentError(
-                f"rewards must be 1-dimensional (one reward per rollout), got shape {array.shape}."
-            )
-        if array.size != size:
-            raise InvalidArgumentError(
-                f"rollout_prompt_ids and rewards must have one entry per rollout each, got "
-                f"{size} ids and {array.size} rewards."
-            )
-        if array.dtype == np.bool_:
-            return array, array
-        if array.dtype.kind not in "iuf":
-            raise TypeError(
-                f"rewards must be numbers or bools, got an array of dtype {array.dtype}; "
-                "map them to 0/1 first."
-            )
-        success = np.empty(size, dtype=np.bool_)
-        for start in range(0, size, UPDATE_CHUNK):
-            raw = array[start : start + UPDATE_CHUNK].astype(np.float64)
-            bad = ~np.isfinite(raw) | (raw > 1.0) | ((raw < 0.0) & (raw != -1.0))
-            if bad.any():
-                i = start + int(np.flatnonzero(bad)[0])
-                raise InvalidArgumentError(
-                    f"rewards[{i}] == {array[i].item()!r} is not a valid reward. Rewards must be "
-                    f"0/1, -1/1 (-1 is a failure), bools, or floats in [0, 1] (a success when >= "
-                    f"success_threshold == {self.success_threshold!r}); rescale them into "
-                    "[0, 1] or map them to 0/1."
-                )
-            np.greater_equal(raw, self.success_threshold, out=success[start : start + raw.size])
-        return array, success
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -680,7 +622,7 @@ class KnapsackAllocator:
             self.n_rollouts_ = other.n_rollouts_
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the allocator to ``path`` atomically (see :mod:`knapsack_alloc.checkpoint`).
+        """Write the allocator to ``path`` atomically (see :mod:`.checkpoint`).
 
         Parameters
         ----------

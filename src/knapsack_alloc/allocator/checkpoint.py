@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.exceptions import CheckpointError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: stray temporaries are not cleaned
@@ -44,10 +46,6 @@ MAGIC = b"KSALLOC\x00"
 _DIGEST_SIZE = 32
 _PREFIX_SIZE = len(MAGIC) + 8
 _DTYPES = frozenset({"|b1", "|i1", "|u1", "<i4", "<i8", "<f8"})
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, empty, truncated, corrupted, foreign or too new."""
 
 
 def write_checkpoint(

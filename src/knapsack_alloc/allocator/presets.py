@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.engine import allocate
-from knapsack_alloc.posterior import BetaPosterior
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
+from knapsack_alloc.values.posterior import BetaPosterior
 
 #: Rule names, indexed by the codes in :attr:`PaperPlan.rule` and :func:`classify`.
 RULES = ("unseen", "warmup", "zero", "one", "effective")
