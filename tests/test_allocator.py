@@ -464,6 +464,26 @@ def test_empirical_prior_follows_updates():
     assert fresh.plan([0], budget=2).metrics["prior_a"] == refit["prior_a"]
 
 
+def test_empirical_prior_by_hand_and_the_plan_it_gives():
+    # 16 prompts at 6/8 and 16 at 2/8 (min_history 8): m = 1/2, mean of p_hat**2 = 5/16,
+    # h = 1/8; E[p**2] = (5/16 - 1/16) / (7/8) = 2/7, v = 2/7 - 1/4 = 1/28,
+    # a + b = (1/4) / (1/28) - 1 = 6: Beta(3, 3). Prompts with 3 rewards do not count.
+    allocator = KnapsackAllocator("bayes", max_rollouts=6)
+    ids = np.repeat(np.arange(32), 8)
+    rewards = np.array([1, 1, 1, 1, 1, 1, 0, 0] * 16 + [1, 1, 0, 0, 0, 0, 0, 0] * 16)
+    allocator.update(ids, rewards)
+    allocator.update(np.repeat(np.arange(100, 105), 3), np.ones(15))
+    plan = allocator.plan([0, 16, 100, 999], 14)
+    prior = (plan.metrics["prior_a"], plan.metrics["prior_b"])
+    assert prior == pytest.approx((3.0, 3.0), rel=1e-12)
+    assert int(plan.counts.sum()) == 14
+    windows = [(6, 8), (2, 8), (3, 3), (0, 0)]
+    tables = _float_tables(posterior_tables(windows, (3.0, 3.0), 2, 6))
+    best = best_split_value(tables, 2, 6, 14)
+    found = sum(table[int(n)] for table, n in zip(tables, plan.counts, strict=True))
+    assert found == pytest.approx(best, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [

@@ -181,6 +181,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killed_saves_leave_a_loadable_file(tmp_path):
     path = tmp_path / "alloc.ka"
     script = tmp_path / "saver.py"

@@ -128,6 +128,7 @@ def test_help_texts_have_examples():
         assert done.returncode == 0 and "examples:" in done.stdout
 
 
+@pytest.mark.slow
 def test_bench_quick_json_has_every_solver_and_they_agree(tmp_path):
     report = tmp_path / "bench.json"
     done = run("bench", "--quick", "--min-time", "0.01", "--json", report)

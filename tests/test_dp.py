@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from knapsack_alloc import BetaPosterior, allocate
 from knapsack_alloc.solvers.kernels.dp import dp_kernel, lagrangian_windows
+from knapsack_alloc.solvers.kernels.textbook import textbook_dp
 from knapsack_alloc.values import GRPO, NONZERO
 from oracles import best_total, exact_tables
 
@@ -111,12 +112,19 @@ def brute_force_extra(table, span, costs, capacity):
     return best
 
 
-@pytest.mark.parametrize("concave", [True, False], ids=["divide-and-conquer", "scan"])
+KERNELS = {
+    "divide-and-conquer": lambda *problem: dp_kernel(*problem, True),
+    "scan": lambda *problem: dp_kernel(*problem, False),
+    "textbook": textbook_dp,
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
 @settings(max_examples=150, deadline=None)
 @given(problem=concave_tables())
-def test_dp_kernel_matches_brute_force(concave, problem):
+def test_dp_kernels_match_brute_force(kernel, problem):
     table, span, costs, capacity = problem
-    extra, gain = dp_kernel(table, span, costs, capacity, concave)
+    extra, gain = KERNELS[kernel](table, span, costs, capacity)
     assert np.all(extra >= 0) and np.all(extra <= span)
     assert costs @ extra <= capacity
     assert gain == gain_of(table, extra) == brute_force_extra(table, span, costs, capacity)
