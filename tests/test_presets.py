@@ -6,28 +6,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _oracles_allocator import NaiveHistory, naive_bayes, naive_paper, naive_prior
-from knapsack_alloc.allocator.history import RewardHistory
-from knapsack_alloc.allocator.presets import (
-    FALLBACK_PRIOR,
-    RULES,
-    bayes_counts,
-    classify,
-    fit_beta_prior,
-    paper_counts,
-)
+from knapsack_alloc.allocator.history import RewardHistory, WindowCounts
+from knapsack_alloc.allocator.presets import RULES, bayes_counts, classify, paper_counts
+from knapsack_alloc.allocator.prior import FALLBACK_PRIOR, fit_beta_prior
+from knapsack_alloc.costs import resolve_costs
+from knapsack_alloc.engine import Solve, solver_options
 from knapsack_alloc.exceptions import InvalidArgumentError
+from knapsack_alloc.values import GRPO
 
-PAPER = dict(
-    default_rollouts=8,
-    min_rollouts=2,
-    max_rollouts=128,
-    min_history=8,
-    alpha=0.9,
-    value="grpo",
-    solver="auto",
-    time_limit=None,
-    allow_unused_budget=False,
-)
+PAPER = dict(default_rollouts=8, min_rollouts=2, max_rollouts=128, min_history=8, alpha=0.9)
+
+
+def _inputs(successes, trials, total, units, budget, allow_unused_budget=False):
+    window = WindowCounts(successes=successes, trials=trials, total=total)
+    costs = None if (units == 1).all() else units.astype(np.float64)
+    options = solver_options("auto", None, None)
+    solve = Solve(GRPO, "auto", options, allow_unused_budget)
+    return window, resolve_costs(costs, budget, units.size, None), solve
+
+
+def run_paper(successes, trials, total, units, budget, allow_unused_budget=False, **params):
+    window, costs, solve = _inputs(successes, trials, total, units, budget, allow_unused_budget)
+    return paper_counts(window, costs, **{**PAPER, **params}, solve=solve)
 
 
 class FixedHistory(NaiveHistory):
@@ -63,9 +63,9 @@ def test_paper_counts_match_the_rules(states, extra):
     effective = expected["effective"]
     if len(effective) == len(states) and budget > 128 * len(states):
         with pytest.raises(InvalidArgumentError):
-            paper_counts(successes, trials, total, units, budget, **PAPER)
+            run_paper(successes, trials, total, units, budget)
         return
-    plan = paper_counts(successes, trials, total, units, budget, **PAPER)
+    plan = run_paper(successes, trials, total, units, budget)
     assert int(plan.counts.sum()) == budget
     others = [i for i in range(len(states)) if i not in effective]
     assert plan.counts[others].tolist() == [expected["counts"][i] for i in others]
@@ -86,7 +86,7 @@ def test_paper_fallback_example():
     trials = np.array([0, 16, 16, 16])
     total = np.array([0, 16, 16, 16])
     units = np.ones(4, dtype=np.int64)
-    plan = paper_counts(successes, trials, total, units, 30, **PAPER)
+    plan = run_paper(successes, trials, total, units, 30)
     # base 8 + 2 + 2 + 2 = 14, remaining 16; need of p = 0.5 is floor(3.32) = 3 < 16,
     # surplus 13 over candidates {0, 1}: 7 and 6; the effective prompt gets 2 + 3.
     assert plan.counts.tolist() == [15, 8, 2, 5]
@@ -99,7 +99,7 @@ def test_paper_costs_split_in_equal_cost_shares():
     trials = np.array([0, 16, 16])
     total = np.array([0, 16, 16])
     units = np.array([3, 2, 1], dtype=np.int64)
-    plan = paper_counts(successes, trials, total, units, 61, **PAPER)
+    plan = run_paper(successes, trials, total, units, 61)
     # base cost 24 + 4 + 2 = 30, remaining 31, need 3 -> surplus 28, 14 each:
     # 14 // 3 = 4 and 14 // 2 = 7 rollouts (cost 26), then prompt 1 takes one more (cost 2).
     assert plan.counts[:2].tolist() == [8 + 4, 2 + 7 + 1]
@@ -119,13 +119,12 @@ def test_paper_costs_split_in_equal_cost_shares():
 )
 def test_paper_budget_below_base(budget, message):
     with pytest.raises(InvalidArgumentError) as raised:
-        paper_counts(
+        run_paper(
             np.array([0, 3]),
             np.array([0, 16]),
             np.array([0, 16]),
             np.ones(2, np.int64),
             budget,
-            **PAPER,
         )
     assert str(raised.value) == message
 
@@ -133,13 +132,14 @@ def test_paper_budget_below_base(budget, message):
 def test_paper_all_effective_and_capped():
     args = (np.array([4, 8]), np.array([16, 16]), np.array([16, 16]), np.ones(2, np.int64), 300)
     with pytest.raises(InvalidArgumentError) as raised:
-        paper_counts(*args, **PAPER)
+        run_paper(*args)
     assert str(raised.value) == (
         "budget == 300 leaves 44 cost units that no rule can spend: every prompt is effective "
-        "and capped at max_rollouts == 128. Lower the budget, raise max_rollouts, or pass "
+        "and capped at max_rollouts == 128, which lets them take 252 of the 296 cost units left "
+        "after min_rollouts. Lower the budget, raise max_rollouts, or pass "
         "allow_unused_budget=True."
     )
-    plan = paper_counts(*args, **{**PAPER, "allow_unused_budget": True})
+    plan = run_paper(*args, allow_unused_budget=True)
     assert plan.counts.tolist() == [128, 128]
 
 
@@ -172,19 +172,12 @@ def test_bayes_counts_are_optimal(states, extra, prior):
     successes = np.array([s for s, _, _ in states], dtype=np.int64)
     trials = np.array([n for _, n, _ in states], dtype=np.int64)
     budget = 2 * len(states) + extra
-    result = bayes_counts(
-        successes,
-        trials,
-        prior,
-        np.ones(len(states), np.int64),
-        budget,
-        min_rollouts=2,
-        max_rollouts=128,
-        value="grpo",
-        solver="auto",
-        time_limit=None,
-        allow_unused_budget=False,
+    window, costs, solve = _inputs(
+        successes, trials, trials, np.ones(len(states), np.int64), budget
     )
+    result = bayes_counts(
+        window, prior, costs, min_rollouts=2, max_rollouts=128, min_history=8, solve=solve
+    ).allocation
     history = FixedHistory(dict(enumerate(states)))
     expected = naive_bayes(list(range(len(states))), history, budget, prior)
     assert int(result.counts.sum()) == budget

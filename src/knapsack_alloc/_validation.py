@@ -164,9 +164,7 @@ def integer_array(
     return floats.astype(np.int64)
 
 
-def integer_scalar(
-    name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER
-) -> int:
+def integer_scalar(name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
     """Check that ``value`` is a whole number ``>= minimum`` and return it as int.
 
     Parameters
@@ -294,9 +292,7 @@ def probabilities(name: str, value: Any) -> NDArray[np.float64]:
     return rates
 
 
-def non_negative_array(
-    name: str, value: Any, *, length: int | None = None
-) -> NDArray[np.float64]:
+def non_negative_array(name: str, value: Any, *, length: int | None = None) -> NDArray[np.float64]:
     """Convert ``value`` to a finite 1-d float64 array of numbers ``>= 0`` (e.g. counts)."""
     array = real_array(name, value, length=length)
     negative = array < 0
