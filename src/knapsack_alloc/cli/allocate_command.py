@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from knapsack_alloc._validation import first_outside_unit_interval
 from knapsack_alloc.cli.tables import (
     CommandError,
     Table,
@@ -16,6 +17,8 @@ from knapsack_alloc.cli.tables import (
     read_table,
     write_allocation,
 )
+from knapsack_alloc.solvers import SOLVERS
+from knapsack_alloc.values import BUILT_IN
 
 DESCRIPTION = """\
 Split a rollout budget across the prompts of FILE and write one row per prompt,
@@ -74,13 +77,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--value",
         default="grpo",
-        choices=["grpo", "nonzero"],
+        choices=sorted(BUILT_IN),
         help="value model (default grpo: P_nz * p(1-p)^2)",
     )
     parser.add_argument(
         "--solver",
         default="auto",
-        choices=["auto", "greedy", "dp", "ortools", "textbook"],
+        choices=list(SOLVERS),
         help="solver (default auto: the fastest exact one)",
     )
     parser.add_argument(
@@ -207,9 +210,8 @@ def _certificate(
 def _estimates(table: Table, prior: tuple[float, float], posterior: Any) -> Any:
     if "success_rate" in table.columns:
         rates = table.numbers("success_rate")
-        outside = np.flatnonzero((rates < 0) | (rates > 1))
-        if outside.size:
-            i = int(outside[0])
+        i = first_outside_unit_interval(rates)
+        if i >= 0:
             raise table.fail("success_rate", i, f"{rates[i]:g} is outside [0, 1]")
         return rates
     if "successes" not in table.columns or "trials" not in table.columns:
