@@ -211,8 +211,7 @@ class StepRounds:
         else:
             sizes, rule, fallback, allocation = self._later_round(budget, evidence, updated)
         counts = sizes - self._held
-        with np.errstate(invalid="ignore", divide="ignore"):
-            estimates = np.where(updated.trials > 0, updated.successes / updated.trials, np.nan)
+        estimates = updated.rates()
         metrics = self._metrics(index, budget, counts, sizes, evidence, updated, rule, fallback)
         metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
         metrics["plan_time_s"] = time.perf_counter() - started
