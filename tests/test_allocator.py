@@ -10,7 +10,7 @@ from _oracles_allocator import (
     point_tables,
     posterior_tables,
 )
-from knapsack_alloc.allocator import PRESETS, KnapsackAllocator
+from knapsack_alloc.allocator import KnapsackAllocator
 from knapsack_alloc.allocator.checkpoint import CheckpointError
 from knapsack_alloc.exceptions import InvalidArgumentError
 
@@ -313,8 +313,8 @@ def test_bad_costs_in_update_change_nothing():
             {"preset": "bayes", "alpha": 0.5},
             TypeError,
             "'alpha' is not a parameter of the 'bayes' preset; its parameters are: "
-            + ", ".join(sorted(PRESETS["bayes"]))
-            + ".",
+            "allow_unused_budget, cost_model, cost_resolution, max_rollouts, min_history, "
+            "min_rollouts, prior, solver, success_threshold, time_limit, value, window.",
         ),
         ({"alpha": 1.0}, InvalidArgumentError, "alpha == 1.0, must be in (0, 1)."),
         (
@@ -567,3 +567,42 @@ def test_budget_summary_matches_numpy():
     assert plan.metrics["rollouts_min"] == plan.counts.min()
     assert plan.metrics["rollouts_max"] == plan.counts.max()
     assert plan.metrics["rollouts_mean"] == pytest.approx(555 / 37)
+
+
+def test_parameters_are_declared_in_the_signature():
+    import inspect
+
+    signature = inspect.signature(KnapsackAllocator)
+    assert list(signature.parameters) == list(KnapsackAllocator.parameter_names())
+    assert signature.parameters["min_rollouts"].default == 2
+    assert repr(KnapsackAllocator("bayes", max_rollouts=64)) == (
+        "KnapsackAllocator('bayes', max_rollouts=64, tracked=0)"
+    )
+
+
+def test_tracked_costs_without_a_resolution_fail_when_created():
+    with pytest.raises(InvalidArgumentError) as raised:
+        KnapsackAllocator(cost_model="tracked")
+    assert str(raised.value) == (
+        "cost_model == 'tracked' needs cost_resolution: tracked costs are means, rarely whole "
+        "numbers; pass e.g. cost_resolution=1.0 to count whole tokens."
+    )
+
+
+def test_an_ignored_time_limit_warns_once_when_created():
+    from knapsack_alloc.exceptions import IgnoredArgumentWarning
+
+    with pytest.warns(IgnoredArgumentWarning, match="time_limit == 5 is ignored") as caught:
+        allocator = KnapsackAllocator(solver="dp", time_limit=5)
+    assert caught[0].filename == __file__
+    allocator.plan([1, 2], budget=16)  # no second warning (warnings are errors here)
+    assert allocator.get_params()["time_limit"] == 5.0
+
+
+def test_the_allocation_and_the_metrics_report_cost_in_one_unit():
+    allocator = KnapsackAllocator("bayes", cost_resolution=0.5, allow_unused_budget=True)
+    plan = allocator.plan([1, 2, 3], budget=20.3, costs=[1.2, 0.7, 2.05])
+    real = float(np.array([1.2, 0.7, 2.05]) @ plan.counts)
+    assert plan.metrics["cost"] == pytest.approx(real)
+    assert plan.allocation.total_cost == pytest.approx(real)
+    assert plan.allocation.budget == plan.metrics["budget"] == 20.3

@@ -172,3 +172,30 @@ def test_rounded_costs_are_certified_against_the_real_costs(tmp_path):
     data = json.loads(report.read_text())
     assert data["total_cost"] <= 300
     assert data["upper_bound"] >= data["objective"]
+
+
+def test_a_library_bug_is_a_traceback_not_a_usage_error(tmp_path, monkeypatch):
+    from knapsack_alloc import cli
+    from knapsack_alloc.cli import allocate_command
+
+    path = tmp_path / "batch.csv"
+    path.write_text("prompt_id,success_rate\na,0.5\nb,0.25\n")
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal invariant failed")
+
+    monkeypatch.setattr("knapsack_alloc.allocate", broken)
+    with pytest.raises(ValueError, match="an internal invariant failed"):
+        cli.main(["allocate", str(path), "--budget", "8"])
+    assert allocate_command.run is not None
+
+
+def test_the_choices_are_the_registries():
+    from knapsack_alloc.cli import build_parser
+    from knapsack_alloc.solvers import SOLVERS
+    from knapsack_alloc.values import BUILT_IN
+
+    allocate = build_parser()._subparsers._group_actions[0].choices["allocate"]
+    choices = {action.dest: action.choices for action in allocate._actions}
+    assert choices["solver"] == list(SOLVERS)
+    assert choices["value"] == sorted(BUILT_IN)

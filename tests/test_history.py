@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _oracles_allocator import NaiveHistory
-from knapsack_alloc.allocator.history import RewardHistory, as_prompt_ids
+from knapsack_alloc.allocator.history import RewardHistory
+from knapsack_alloc.allocator.prompt_index import as_prompt_ids
 from knapsack_alloc.exceptions import InvalidArgumentError
 
 # A step: (prompt id, its rewards) per group.
@@ -250,9 +251,9 @@ def test_ids_outside_the_dense_range_keep_every_window(late_id):
 
 
 def test_string_hash_collisions_fall_back_to_exact_grouping(monkeypatch):
-    import knapsack_alloc.allocator.history as history
+    import knapsack_alloc.allocator.prompt_index as prompt_index
 
-    monkeypatch.setattr(history, "_HASH_MULTIPLIER", np.uint64(0))  # every string collides
+    monkeypatch.setattr(prompt_index, "_HASH_MULTIPLIER", np.uint64(0))  # every string collides
     rng = np.random.default_rng(5)
     fast, slow = RewardHistory(4), NaiveHistory(4)
     for _ in range(6):

@@ -12,29 +12,29 @@ from _oracles_allocator import (
     point_tables,
     posterior_tables,
 )
-from knapsack_alloc.allocator.history import RewardHistory
-from knapsack_alloc.allocator.presets import (
-    FALLBACK_PRIOR,
-    RULES,
-    bayes_counts,
-    classify,
-    fit_beta_prior,
-    paper_counts,
-)
+from knapsack_alloc.allocator.history import RewardHistory, WindowCounts
+from knapsack_alloc.allocator.presets import RULES, bayes_counts, classify, paper_counts
+from knapsack_alloc.allocator.prior import FALLBACK_PRIOR, fit_beta_prior
+from knapsack_alloc.costs import resolve_costs
+from knapsack_alloc.engine import Solve, solver_options
 from knapsack_alloc.exceptions import InvalidArgumentError
+from knapsack_alloc.values import GRPO
 from oracles import rising
 
-PAPER = dict(
-    default_rollouts=8,
-    min_rollouts=2,
-    max_rollouts=128,
-    min_history=8,
-    alpha=0.9,
-    value="grpo",
-    solver="auto",
-    time_limit=None,
-    allow_unused_budget=False,
-)
+PAPER = dict(default_rollouts=8, min_rollouts=2, max_rollouts=128, min_history=8, alpha=0.9)
+
+
+def _inputs(successes, trials, total, units, budget, allow_unused_budget=False):
+    window = WindowCounts(successes=successes, trials=trials, total=total)
+    costs = None if (units == 1).all() else units.astype(np.float64)
+    options = solver_options("auto", None, None)
+    solve = Solve(GRPO, "auto", options, allow_unused_budget)
+    return window, resolve_costs(costs, budget, units.size, None), solve
+
+
+def run_paper(successes, trials, total, units, budget, allow_unused_budget=False, **params):
+    window, costs, solve = _inputs(successes, trials, total, units, budget, allow_unused_budget)
+    return paper_counts(window, costs, **{**PAPER, **params}, solve=solve)
 
 # (window successes, window trials, total rewards) of one prompt.
 prompt_state = st.one_of(
@@ -66,12 +66,12 @@ def test_paper_counts_follow_the_rules(states, high, extra):
     budget = sum(2 if t >= 8 else 8 for _, _, t in states) + extra
     expected = paper_rules(states, budget, high=high)
     units = np.ones(len(states), dtype=np.int64)
-    params = {**PAPER, "max_rollouts": high}
-    if expected["unspent"]:
+    allow_unused_budget = bool(expected["unspent"])
+    if allow_unused_budget:
         with pytest.raises(InvalidArgumentError, match="that no rule can spend"):
-            paper_counts(successes, trials, total, units, budget, **params)
-        params["allow_unused_budget"] = True
-    plan = paper_counts(successes, trials, total, units, budget, **params)
+            run_paper(successes, trials, total, units, budget, max_rollouts=high)
+    plan = run_paper(successes, trials, total, units, budget, allow_unused_budget,
+                     max_rollouts=high)  # fmt: skip
     assert int(plan.counts.sum()) == budget - expected["unspent"]
     assert {i: int(plan.counts[i]) for i in expected["counts"]} == expected["counts"]
     assert np.flatnonzero(plan.fallback).tolist() == expected["fallback"]
@@ -89,7 +89,7 @@ def test_paper_fallback_example():
     trials = np.array([0, 16, 16, 16])
     total = np.array([0, 16, 16, 16])
     units = np.ones(4, dtype=np.int64)
-    plan = paper_counts(successes, trials, total, units, 30, **PAPER)
+    plan = run_paper(successes, trials, total, units, 30)
     # base 8 + 2 + 2 + 2 = 14, remaining 16; need of p = 0.5 is floor(3.32) = 3 < 16,
     # surplus 13 over candidates {0, 1}: 7 and 6; the effective prompt gets 2 + 3.
     assert plan.counts.tolist() == [15, 8, 2, 5]
@@ -100,7 +100,7 @@ def test_paper_fallback_example():
 def _paper(states, budget, **params):
     successes, trials, total = _arrays(states)
     units = np.ones(len(states), dtype=np.int64)
-    return paper_counts(successes, trials, total, units, budget, **{**PAPER, **params})
+    return run_paper(successes, trials, total, units, budget, **params)
 
 
 def test_paper_effective_prompts_take_everything_when_their_need_exceeds_the_rest():
@@ -145,7 +145,7 @@ def test_paper_costs_split_in_equal_cost_shares():
     trials = np.array([0, 16, 16])
     total = np.array([0, 16, 16])
     units = np.array([3, 2, 1], dtype=np.int64)
-    plan = paper_counts(successes, trials, total, units, 61, **PAPER)
+    plan = run_paper(successes, trials, total, units, 61)
     # base cost 24 + 4 + 2 = 30, remaining 31, need 3 -> surplus 28, 14 each:
     # 14 // 3 = 4 and 14 // 2 = 7 rollouts (cost 26), then prompt 1 takes one more (cost 2).
     assert plan.counts[:2].tolist() == [8 + 4, 2 + 7 + 1]
@@ -165,13 +165,12 @@ def test_paper_costs_split_in_equal_cost_shares():
 )
 def test_paper_budget_below_base(budget, message):
     with pytest.raises(InvalidArgumentError) as raised:
-        paper_counts(
+        run_paper(
             np.array([0, 3]),
             np.array([0, 16]),
             np.array([0, 16]),
             np.ones(2, np.int64),
             budget,
-            **PAPER,
         )
     assert str(raised.value) == message
 
@@ -179,13 +178,14 @@ def test_paper_budget_below_base(budget, message):
 def test_paper_all_effective_and_capped():
     args = (np.array([4, 8]), np.array([16, 16]), np.array([16, 16]), np.ones(2, np.int64), 300)
     with pytest.raises(InvalidArgumentError) as raised:
-        paper_counts(*args, **PAPER)
+        run_paper(*args)
     assert str(raised.value) == (
         "budget == 300 leaves 44 cost units that no rule can spend: every prompt is effective "
-        "and capped at max_rollouts == 128. Lower the budget, raise max_rollouts, or pass "
+        "and capped at max_rollouts == 128, which lets them take 252 of the 296 cost units left "
+        "after min_rollouts. Lower the budget, raise max_rollouts, or pass "
         "allow_unused_budget=True."
     )
-    plan = paper_counts(*args, **{**PAPER, "allow_unused_budget": True})
+    plan = run_paper(*args, allow_unused_budget=True)
     assert plan.counts.tolist() == [128, 128]
 
 
@@ -218,19 +218,11 @@ def test_classify():
 def test_bayes_counts_are_optimal(states, high, prior, data):
     successes, trials, _ = _arrays(states)
     budget = data.draw(st.integers(2 * len(states), high * len(states)), label="budget")
+    window, costs, solve = _inputs(successes, trials, trials, np.ones(len(states), np.int64),
+                                   budget)  # fmt: skip
     result = bayes_counts(
-        successes,
-        trials,
-        prior,
-        np.ones(len(states), np.int64),
-        budget,
-        min_rollouts=2,
-        max_rollouts=high,
-        value="grpo",
-        solver="auto",
-        time_limit=None,
-        allow_unused_budget=False,
-    )
+        window, prior, costs, min_rollouts=2, max_rollouts=high, min_history=8, solve=solve
+    ).allocation
     exact = posterior_tables([(s, n) for s, n, _ in states], prior, 2, high)
     tables = [{n: float(v) for n, v in table.items()} for table in exact]
     best = best_split_value(tables, 2, high, budget)

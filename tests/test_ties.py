@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from _solvers import EXACT_HERE, EXACT_SOLVERS, ORTOOLS
 from knapsack_alloc import allocate
+from oracles import GRPO_WEIGHT, exact_tables
 
 # Few distinct rates, so that many gains tie exactly (duplicated prompts,
 # zero gains of p = 0 and p = 1, powers of two at p = 1/2).
@@ -43,7 +44,22 @@ def test_every_exact_solver_returns_the_same_optimum(unit_cost, data):
     instance = data.draw(tied_instances(unit_cost))
     solvers = EXACT_HERE + (["greedy"] if unit_cost else [])
     answers = counts_by_solver(instance, solvers)
-    assert len({tuple(counts) for counts in answers.values()}) == 1, answers
+    if unit_cost:
+        assert len({tuple(counts) for counts in answers.values()}) == 1, answers
+        return
+    # Integer costs: optima that differ by several rollouts whose summed gains tie exactly
+    # (two of cost 1 against one of cost 2) are beyond the rule (docs/solvers.md). Any
+    # disagreement must be one of those: exactly equal in value, and more than one rollout
+    # moved from one prompt to another.
+    rates, lower, upper, _, _ = instance
+    tables = exact_tables(GRPO_WEIGHT, rates, lower, upper)
+    reference = answers["dp"]
+    for solver, counts in answers.items():
+        if counts != reference:
+            value = sum(table[n] for table, n in zip(tables, counts, strict=True))
+            assert value == sum(table[n] for table, n in zip(tables, reference, strict=True))
+            moved = sum(abs(a - b) for a, b in zip(counts, reference, strict=True))
+            assert moved > 2, (solver, answers)
 
 
 @pytest.mark.parametrize("solver", ["greedy", *EXACT_SOLVERS])

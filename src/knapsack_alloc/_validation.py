@@ -164,9 +164,7 @@ def integer_array(
     return floats.astype(np.int64)
 
 
-def integer_scalar(
-    name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER
-) -> int:
+def integer_scalar(name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
     """Check that ``value`` is a whole number ``>= minimum`` and return it as int.
 
     Parameters
@@ -285,18 +283,21 @@ def probabilities(name: str, value: Any) -> NDArray[np.float64]:
     ):
         return value  # fast path: already valid (NaN fails the comparisons)
     rates = real_array(name, value)
-    outside = (rates < 0.0) | (rates > 1.0)
-    if outside.any():
-        i = int(np.flatnonzero(outside)[0])
+    i = first_outside_unit_interval(rates)
+    if i >= 0:
         raise InvalidArgumentError(
             f"{name}[{i}] == {float(rates[i])!r}, must be in [0, 1] (a probability)."
         )
     return rates
 
 
-def non_negative_array(
-    name: str, value: Any, *, length: int | None = None
-) -> NDArray[np.float64]:
+def first_outside_unit_interval(values: NDArray[np.float64]) -> int:
+    """Index of the first value outside ``[0, 1]`` (NaN included), -1 if none."""
+    outside = ~((values >= 0.0) & (values <= 1.0))
+    return int(np.argmax(outside)) if outside.any() else -1
+
+
+def non_negative_array(name: str, value: Any, *, length: int | None = None) -> NDArray[np.float64]:
     """Convert ``value`` to a finite 1-d float64 array of numbers ``>= 0`` (e.g. counts)."""
     array = real_array(name, value, length=length)
     negative = array < 0

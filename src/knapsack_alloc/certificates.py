@@ -271,8 +271,10 @@ def _check_spend(
         over = False
     else:  # too close to call in floating point: decide with exact fractions
         exact = sum(Fraction(c) * n for c, n in zip(costs.tolist(), counts.tolist(), strict=True))
-        limit = Fraction(int(budget)) if isinstance(budget, (int, np.integer)) else Fraction(
-            budget_value
+        limit = (
+            Fraction(int(budget))
+            if isinstance(budget, (int, np.integer))
+            else Fraction(budget_value)
         )
         over = exact > limit
     if over:
@@ -284,9 +286,7 @@ def _check_spend(
     return total
 
 
-def _capacity_above(
-    budget: float, costs: NDArray[np.float64], lower: NDArray[np.int64]
-) -> float:
+def _capacity_above(budget: float, costs: NDArray[np.float64], lower: NDArray[np.int64]) -> float:
     """Bound ``budget - sum(costs * lower)`` from above (rounding only ever raises it)."""
     floor = math.fsum((costs * lower).tolist()) * (1 - _SUM_ERROR)
     return float(np.nextafter(budget - floor, np.inf))

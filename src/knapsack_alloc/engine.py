@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -159,7 +160,7 @@ def allocate(
         and isinstance(solver, str)
         and isinstance(value, (str, NonzeroGradientValue))
     ):
-        model = BUILT_IN.get(value) if isinstance(value, str) else value  # type: ignore[call-overload]
+        model = BUILT_IN.get(value) if isinstance(value, str) else value
         result = _one_call(estimates, budget, min_rollouts, max_rollouts, model, solver, started)
         if result is not None:
             return result
@@ -178,8 +179,41 @@ def check_solver(solver: Any) -> SolverName:
     return choice("solver", solver, SOLVERS)  # type: ignore[return-value]
 
 
+def check_time_limit(
+    solver: SolverName, time_limit: Any, *, warn_depth: int | None
+) -> float | None:
+    """Check ``time_limit``; warn if ``solver`` ignores it.
+
+    Parameters
+    ----------
+    solver : str
+        A registered solver name.
+    time_limit : float or None
+        As given to :func:`allocate`.
+    warn_depth : int or None
+        ``stacklevel`` of the warning, counted from this function; None for
+        no warning (the caller warned when it checked its parameters).
+
+    Returns
+    -------
+    float or None
+        The seconds the solver gets, None if it runs to the end.
+    """
+    seconds = _time_limit(time_limit)
+    if seconds is not None and not SOLVERS[solver].uses_time_limit:
+        if warn_depth is not None:
+            warnings.warn(
+                f"time_limit == {time_limit!r} is ignored: solver={solver!r} runs to the end; "
+                "only solver='ortools' stops at a time limit.",
+                IgnoredArgumentWarning,
+                stacklevel=warn_depth,
+            )
+        return None
+    return seconds
+
+
 def solver_options(
-    solver: SolverName, time_limit: Any, max_table_bytes: Any, *, warn_depth: int = 2
+    solver: SolverName, time_limit: Any, max_table_bytes: Any, *, warn_depth: int | None = 2
 ) -> SolverOptions:
     """Check the solver limits; warn about a ``time_limit`` that ``solver`` ignores.
 
@@ -189,23 +223,43 @@ def solver_options(
         A registered solver name.
     time_limit, max_table_bytes
         As given to :func:`allocate`.
-    warn_depth : int, default 2
-        ``stacklevel`` of the warning, counted from this function.
+    warn_depth : int or None, default 2
+        As in :func:`check_time_limit`, counted from this function.
 
     Returns
     -------
     SolverOptions
     """
-    seconds = _time_limit(time_limit)
-    if seconds is not None and not SOLVERS[solver].uses_time_limit:
-        warnings.warn(
-            f"time_limit == {time_limit!r} is ignored: solver={solver!r} runs to the end; "
-            "only solver='ortools' stops at a time limit.",
-            IgnoredArgumentWarning,
-            stacklevel=warn_depth,
-        )
-        seconds = None
+    depth = None if warn_depth is None else warn_depth + 1
+    seconds = check_time_limit(solver, time_limit, warn_depth=depth)
     return SolverOptions(seconds, _table_limit(max_table_bytes))
+
+
+@dataclass(frozen=True)
+class Solve:
+    """:func:`solve` with the value model, the solver and its limits bound.
+
+    The stateful allocator builds one per plan from its parameters, and its
+    rules call it on the prompts whose split they optimise.
+    """
+
+    model: ValueModel
+    solver: SolverName
+    options: SolverOptions
+    allow_unused_budget: bool = False
+
+    def __call__(
+        self,
+        estimates: Estimates,
+        costs: CostModel,
+        lower: int | NDArray[np.int64],
+        upper: int | NDArray[np.int64],
+        model: ValueModel | None = None,
+    ) -> AllocationResult:
+        """Solve for ``estimates`` (with ``model`` instead of the bound one, if given)."""
+        return solve(estimates, costs, lower, upper, self.model if model is None else model,
+                     self.solver, self.options,
+                     allow_unused_budget=self.allow_unused_budget)  # fmt: skip
 
 
 def solve(
@@ -421,4 +475,3 @@ def _exact_dot(units: NDArray[np.int64], rollouts: NDArray[np.int64]) -> int:
     if most < _EXACT_INT64:
         return int(units @ rollouts)
     return sum(u * r for u, r in zip(units.tolist(), rollouts.tolist(), strict=True))
-

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
-from knapsack_alloc.allocator.allocator import PRESETS, KnapsackAllocator, StepPlan
+from knapsack_alloc.allocator.allocator import KnapsackAllocator, StepPlan
+from knapsack_alloc.allocator.presets import PRESETS
 
 __all__ = ["PRESETS", "KnapsackAllocator", "StepPlan"]

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.exceptions import CheckpointError
+from knapsack_alloc.exceptions import CheckpointError, InvalidArgumentTypeError
 
 try:
     import fcntl
@@ -79,7 +79,7 @@ def write_checkpoint(
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         dtype = data.dtype.str
         if dtype not in _DTYPES:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"Array {name!r} has dtype {array.dtype}, which checkpoints do not store."
             )
         entries.append(
@@ -104,7 +104,9 @@ def write_checkpoint(
     try:
         header_bytes = json.dumps(header, allow_nan=False, sort_keys=True).encode("utf-8")
     except ValueError as error:
-        raise TypeError(f"Checkpoint metadata must be finite JSON values: {error}") from None
+        raise InvalidArgumentTypeError(
+            f"Checkpoint metadata must be finite JSON values: {error}"
+        ) from None
     target = Path(os.fspath(path))
     directory = target.parent
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o644

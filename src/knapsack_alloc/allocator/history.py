@@ -3,115 +3,36 @@
 :class:`RewardHistory` keeps, for every prompt it has seen, the successes of
 its most recent ``window`` rewards, how many rewards it has seen in total, the
 size and successes of its latest update, and a running mean of its
-per-rollout cost. Prompt ids (ints or strings) map to rows through one dict;
-everything else lives in flat arrays, so a million prompts with a 16-reward
-window take tens of megabytes, and an update is a handful of vectorised
-numpy operations whatever its size.
+per-rollout cost. A :class:`~knapsack_alloc.allocator.prompt_index.PromptIndex`
+maps prompt ids to rows; everything else lives in flat arrays, so a million
+prompts with a 16-reward window take tens of megabytes, and an update is a
+handful of vectorised numpy operations whatever its size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import repeat
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.allocator.prompt_index import IdKind, PromptIndex, expect_array
 from knapsack_alloc.exceptions import InvalidArgumentError
+from knapsack_alloc.values import BetaPosterior
 
-IdKind = Literal["int", "str"]
-
-_INT64_MAX = np.iinfo(np.int64).max
 _FIRST_CAPACITY = 1024
 #: Rollouts of an update processed together; larger updates go a group of
 #: prompts at a time, which bounds their temporary memory.
 UPDATE_CHUNK = 1 << 19
-# Int ids in [0, max(_DENSE_MIN, _DENSE_FACTOR * prompts)) use a dense id -> row array.
-_DENSE_MIN = 1 << 20
-_DENSE_FACTOR = 4
-
-
-def as_prompt_ids(ids: Any, name: str) -> tuple[NDArray[Any], IdKind | None]:
-    """Convert prompt ids to a 1-d int64 or unicode array.
-
-    Parameters
-    ----------
-    ids : sequence of int or sequence of str or numpy.ndarray
-        One id per entry: all ints (a dataset index) or all strings (a hash of
-        the prompt).
-    name : str
-        Argument name used in error messages.
-
-    Returns
-    -------
-    ids : numpy.ndarray
-        int64 array or numpy unicode array.
-    kind : {'int', 'str'} or None
-        The kind of id, None when ``ids`` is empty.
-
-    Raises
-    ------
-    TypeError
-        If ``ids`` is a scalar, or holds something other than ints or strings,
-        or mixes the two.
-    InvalidArgumentError
-        If ``ids`` is not 1-dimensional or an int id does not fit in int64.
-    """
-    if isinstance(ids, (set, frozenset, dict)):
-        raise TypeError(
-            f"{name} must be an ordered sequence (list, tuple or array), not a "
-            f"{type(ids).__name__}."
-        )
-    if isinstance(ids, (str, bytes)) or np.ndim(ids) == 0:
-        raise TypeError(
-            f"{name} must be a 1-d sequence of prompt ids, got the scalar {ids!r}; "
-            "wrap a single id in a list."
-        )
-    if not isinstance(ids, np.ndarray):
-        kinds = set(map(type, ids))
-        if not kinds:
-            return np.empty(0, dtype=np.int64), None
-        if all(issubclass(k, str) for k in kinds):
-            return np.asarray(ids, dtype=np.str_), "str"
-        if all(
-            issubclass(k, (int, np.integer)) and not issubclass(k, (bool, np.bool_)) for k in kinds
-        ):
-            try:
-                return np.asarray(ids, dtype=np.int64), "int"
-            except OverflowError:
-                raise InvalidArgumentError(
-                    f"{name} holds an int id outside the int64 range; "
-                    "use ids below 2**63 or pass them as strings."
-                ) from None
-        names = ", ".join(sorted(k.__name__ for k in kinds))
-        raise TypeError(
-            f"{name} must hold only ints or only strings, got elements of type: {names}."
-        )
-    array = _check_1d(ids, name)
-    if array.dtype.kind in "iu":
-        if array.dtype.kind == "u" and array.size and int(array.max()) > _INT64_MAX:
-            raise InvalidArgumentError(
-                f"{name} holds an int id outside the int64 range; "
-                "use ids below 2**63 or pass them as strings."
-            )
-        return array.astype(np.int64, copy=False), ("int" if array.size else None)
-    if array.dtype.kind == "U":
-        return array, ("str" if array.size else None)
-    if array.dtype.kind == "O":
-        return as_prompt_ids(array.tolist(), name)
-    raise TypeError(
-        f"{name} must hold ints or strings, got an array of dtype {array.dtype}; "
-        "convert float or bytes ids to int or str first."
-    )
-
-
-def _check_1d(array: NDArray[Any], name: str) -> NDArray[Any]:
-    if array.ndim != 1:
-        raise InvalidArgumentError(
-            f"{name} must be 1-dimensional (one id per entry), got shape {array.shape}."
-        )
-    return array
+# The arrays of the statistics, with their dtype and the shape of one row.
+_ROW_ARRAYS: dict[str, tuple[Any, tuple[int, ...]]] = {
+    "total": (np.int64, ()),
+    "last_n": (np.int32, ()),
+    "last_s": (np.int32, ()),
+    "cost_mean": (np.float64, ()),
+    "cost_n": (np.int64, ()),
+}
 
 
 @dataclass(frozen=True)
@@ -132,6 +53,18 @@ class WindowCounts:
     successes: NDArray[np.int64]
     trials: NDArray[np.int64]
     total: NDArray[np.int64]
+
+    def beliefs(self, prior: tuple[float, float]) -> BetaPosterior:
+        """Each prompt's ``Beta(a + successes, b + failures)`` under ``prior = (a, b)``."""
+        return BetaPosterior._from_checked(self.successes, self.trials - self.successes, prior)
+
+    def rates(self) -> NDArray[np.float64]:
+        """Window success rate of each prompt (NaN for a prompt without rewards)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates: NDArray[np.float64] = np.where(
+                self.trials > 0, self.successes / self.trials, np.nan
+            )
+        return rates
 
 
 @dataclass
@@ -179,22 +112,23 @@ class RewardHistory:
     window : int, default 16
         Number of most recent rewards kept per prompt.
 
+    Attributes
+    ----------
+    index : PromptIndex
+        Row of each tracked prompt id.
+    revision : int
+        Number of non-empty updates recorded, to key caches of derived values.
+
     Notes
     -----
     Memory per tracked prompt: ``window`` bytes of successes, 32 bytes of
-    counters and cost statistics, and one dict entry from id to row (about
-    100 bytes for an int id). Arrays grow by doubling.
+    counters and cost statistics, and its entry in the index. Arrays grow by
+    doubling.
     """
 
     def __init__(self, window: int = 16) -> None:
         self.window = window
-        self.id_kind: IdKind | None = None
-        # Non-negative int ids below a bound map to rows through a dense array
-        # (`_dense[id]`, -1 if unseen); other ids through the dict `_rows`.
-        self._dense: NDArray[np.int64] | None = np.full(0, -1, dtype=np.int64)
-        self._rows: dict[Any, int] = {}
-        self._keys: list[Any] = []
-        self._size = 0
+        self.index = PromptIndex()
         self._success = np.zeros((0, window), dtype=np.int8)
         self._total = np.zeros(0, dtype=np.int64)
         self._last_n = np.zeros(0, dtype=np.int32)
@@ -203,55 +137,27 @@ class RewardHistory:
         self._cost_n = np.zeros(0, dtype=np.int64)
         # hist[n, s]: number of tracked prompts whose ring holds n rewards, s successes.
         self._hist = np.zeros((window + 1, window + 1), dtype=np.int64)
-        #: Number of non-empty updates recorded, to key caches of derived values.
         self.revision = 0
         self._reserve(1)
 
     def __len__(self) -> int:
-        return self._size
+        return len(self.index)
 
     def __repr__(self) -> str:
-        return f"RewardHistory(prompts={self._size}, window={self.window})"
+        return f"RewardHistory(prompts={len(self)}, window={self.window})"
+
+    @property
+    def id_kind(self) -> IdKind | None:
+        """Kind of the tracked prompt ids, None before the first."""
+        return self.index.kind
 
     def check_kind(self, kind: IdKind | None, name: str) -> None:
-        """Raise ``TypeError`` if ids of ``kind`` cannot be used with this history.
-
-        Parameters
-        ----------
-        kind : {'int', 'str'} or None
-            Kind of the ids about to be used (None for no ids).
-        name : str
-            Argument name used in the error message.
-        """
-        if kind is not None and self.id_kind is not None and kind != self.id_kind:
-            raise TypeError(
-                f"{name} are {kind} ids, but this allocator tracks {self.id_kind} ids; "
-                "use one kind of prompt id throughout."
-            )
+        """See :meth:`PromptIndex.check_kind`."""
+        self.index.check_kind(kind, name)
 
     def lookup(self, ids: NDArray[Any]) -> NDArray[np.int64]:
-        """Rows of ``ids``, -1 for ids never seen.
-
-        Parameters
-        ----------
-        ids : numpy.ndarray
-            Ids as returned by :func:`as_prompt_ids`.
-
-        Returns
-        -------
-        numpy.ndarray of int64
-        """
-        dense = self._dense
-        if dense is None:
-            # Look each distinct id up once: lookups in the big dict miss the CPU cache.
-            first, inverse = _distinct(ids)
-            rows = map(self._rows.get, ids[first].tolist(), repeat(-1))
-            return np.fromiter(rows, dtype=np.int64, count=first.size)[inverse]
-        found = np.full(ids.size, -1, dtype=np.int64)
-        if ids.dtype.kind == "i":
-            inside = (ids >= 0) & (ids < dense.size)
-            found[inside] = dense[ids[inside]]
-        return found
+        """See :meth:`PromptIndex.lookup`."""
+        return self.index.lookup(ids)
 
     def counts(self, rows: NDArray[np.int64]) -> WindowCounts:
         """Window successes, trials and totals for ``rows`` (-1 rows give zeros).
@@ -265,8 +171,8 @@ class RewardHistory:
         -------
         WindowCounts
         """
-        # Row `_size` is never written before it is inserted: all zeros.
-        safe = np.where(rows >= 0, rows, self._size)
+        # Row `len(self)` is never written before it is inserted: all zeros.
+        safe = np.where(rows >= 0, rows, len(self))
         total = self._total[safe]
         ring_s = self._success[safe].sum(axis=1, dtype=np.int64)
         last_n = self._last_n[safe].astype(np.int64)
@@ -298,10 +204,10 @@ class RewardHistory:
 
     def mean_cost(self) -> float | None:
         """Average of the tracked mean costs over prompts that reported costs."""
-        reported = self._cost_n[: self._size] > 0
+        reported = self._cost_n[: len(self)] > 0
         if not reported.any():
             return None
-        return float(self._cost_mean[: self._size][reported].mean())
+        return float(self._cost_mean[: len(self)][reported].mean())
 
     def window_histogram(self) -> NDArray[np.int64]:
         """Return the count of tracked prompts by ``(rewards in ring, successes in ring)``.
@@ -353,7 +259,9 @@ class RewardHistory:
         rollout of the whole update); the result is the same as at once.
         """
         raw = success if rewards is None else rewards
-        rows, new = self._rows_of(ids, kind)
+        rows, new = self.index.rows(ids, kind)
+        self._reserve(len(self) + 1)  # keep a zero row at index `len(self)` for unknown ids
+        self._hist[0, 0] += new
         summary = UpdateSummary(rollouts=ids.size, new_prompts=new)
         if not ids.size:
             return summary
@@ -361,39 +269,11 @@ class RewardHistory:
         if ids.size <= UPDATE_CHUNK:
             self._record_group(rows, success, costs, raw, summary)
             return summary
-        for group in _groups_of_prompts(rows, self._size):
+        for group in _groups_of_prompts(rows, len(self)):
             self._record_group(rows[group], success[group],
                                None if costs is None else costs[group], raw[group],
                                summary)  # fmt: skip
         return summary
-
-    def _rows_of(self, ids: NDArray[Any], kind: IdKind | None) -> tuple[NDArray[np.int64], int]:
-        """Row of every rollout's prompt, rows appended (in sorted id order) for new prompts."""
-        size = ids.size
-        rows = np.empty(size, dtype=np.int64)
-        missing = []
-        for start in range(0, size, UPDATE_CHUNK):
-            chunk = ids[start : start + UPDATE_CHUNK]
-            # Rollouts of one prompt usually come in runs: look up each run once
-            # (lookup itself looks each distinct id up once).
-            heads = np.ones(chunk.size, dtype=np.bool_)
-            np.not_equal(chunk[1:], chunk[:-1], out=heads[1:])
-            run_starts = np.flatnonzero(heads)
-            found = self.lookup(chunk[run_starts])
-            run_lengths = np.diff(run_starts, append=chunk.size)
-            rows[start : start + chunk.size] = np.repeat(found, run_lengths)
-            if (found < 0).any():
-                missing.append(np.unique(chunk[run_starts[found < 0]]))
-        if not missing:
-            return rows, 0
-        new_ids = np.unique(np.concatenate(missing))
-        self._insert(new_ids, kind)
-        for start in range(0, size, UPDATE_CHUNK):
-            part = rows[start : start + UPDATE_CHUNK]
-            unknown = np.flatnonzero(part < 0)
-            if unknown.size:
-                part[unknown] = self.lookup(ids[start + unknown])
-        return rows, int(new_ids.size)
 
     def _record_group(
         self,
@@ -449,49 +329,14 @@ class RewardHistory:
         flat = np.bincount(n * (self.window + 1) + s, minlength=self._hist.size)
         self._hist += sign * flat.reshape(self._hist.shape)
 
-    def _insert(self, keys: NDArray[Any], kind: IdKind | None) -> NDArray[np.int64]:
-        if self.id_kind is None:
-            self.id_kind = kind
-        start = self._size
-        stop = start + keys.size
-        self._reserve(stop + 1)  # keep a zero row at index `_size` for unknown ids
-        self._index(keys, start)
-        self._size = stop
-        self._hist[0, 0] += keys.size
-        return np.arange(start, stop, dtype=np.int64)
-
-    def _index(self, keys: NDArray[Any], start: int) -> None:
-        """Map ``keys`` (new, distinct) to rows ``start, start + 1, ...``."""
-        rows = np.arange(start, start + keys.size, dtype=np.int64)
-        listed = keys.tolist()
-        dense = self._dense
-        if dense is not None and keys.size and keys.dtype.kind == "i":
-            low, high = int(keys.min()), int(keys.max())
-            if low >= 0 and high < max(_DENSE_MIN, _DENSE_FACTOR * (start + keys.size)):
-                if high >= dense.size:
-                    grown = np.full(max(high + 1, 2 * dense.size), -1, dtype=np.int64)
-                    grown[: dense.size] = dense
-                    self._dense = dense = grown
-                dense[keys] = rows
-                self._keys.extend(listed)
-                return
-        if dense is not None and keys.size:
-            self._rows = dict(zip(self._keys, range(start), strict=True))
-            self._dense = None
-        self._rows.update(zip(listed, rows.tolist(), strict=True))
-        self._keys.extend(listed)
-
     def _reserve(self, size: int) -> None:
         capacity = self._total.size
         if size <= capacity:
             return
         capacity = max(size, 2 * capacity, _FIRST_CAPACITY)
         self._success = _grown(self._success, capacity)
-        self._total = _grown(self._total, capacity)
-        self._last_n = _grown(self._last_n, capacity)
-        self._last_s = _grown(self._last_s, capacity)
-        self._cost_mean = _grown(self._cost_mean, capacity)
-        self._cost_n = _grown(self._cost_n, capacity)
+        for name in _ROW_ARRAYS:
+            setattr(self, f"_{name}", _grown(getattr(self, f"_{name}"), capacity))
 
     def to_arrays(self) -> dict[str, NDArray[Any]]:
         """Return the state as numeric arrays (no Python objects), trimmed to size.
@@ -499,25 +344,15 @@ class RewardHistory:
         Returns
         -------
         dict of str to numpy.ndarray
-            ``ids`` (int64) for int ids, or ``ids_utf8`` (uint8) and
-            ``ids_offsets`` (int64) for string ids; ``success``, ``total``,
-            ``last_n``, ``last_s``, ``cost_mean``, ``cost_n``.
+            The index's ids (see :meth:`PromptIndex.to_arrays`), then
+            ``success``, ``total``, ``last_n``, ``last_s``, ``cost_mean``,
+            ``cost_n``.
         """
-        n = self._size
-        arrays: dict[str, NDArray[Any]] = {}
-        if self.id_kind == "str":
-            encoded = [k.encode("utf-8") for k in self._keys]
-            lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-            arrays["ids_utf8"] = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-            arrays["ids_offsets"] = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        else:
-            arrays["ids"] = np.array(self._keys, dtype=np.int64).reshape(n)
+        n = len(self)
+        arrays = self.index.to_arrays()
         arrays["success"] = self._success[:n].copy()
-        arrays["total"] = self._total[:n].copy()
-        arrays["last_n"] = self._last_n[:n].copy()
-        arrays["last_s"] = self._last_s[:n].copy()
-        arrays["cost_mean"] = self._cost_mean[:n].copy()
-        arrays["cost_n"] = self._cost_n[:n].copy()
+        for name in _ROW_ARRAYS:
+            arrays[name] = getattr(self, f"_{name}")[:n].copy()
         return arrays
 
     @classmethod
@@ -545,18 +380,11 @@ class RewardHistory:
             If an array is missing, has the wrong dtype or shape, or holds
             inconsistent values.
         """
-        keys = _decode_ids(id_kind, arrays)
-        n = len(keys)
-        expected = {
-            "success": (np.int8, (n, window)),
-            "total": (np.int64, (n,)),
-            "last_n": (np.int32, (n,)),
-            "last_s": (np.int32, (n,)),
-            "cost_mean": (np.float64, (n,)),
-            "cost_n": (np.int64, (n,)),
-        }
-        for name, (dtype, shape) in expected.items():
-            _expect_array(arrays, name, dtype, shape)
+        index = PromptIndex.from_arrays(id_kind, arrays)
+        n = len(index)
+        expect_array(arrays, "success", np.int8, (n, window))
+        for name, (dtype, row) in _ROW_ARRAYS.items():
+            expect_array(arrays, name, dtype, (n, *row))
         success, total = arrays["success"], arrays["total"]
         last_n, last_s = arrays["last_n"], arrays["last_s"]
         cost_mean, cost_n = arrays["cost_mean"], arrays["cost_n"]
@@ -578,20 +406,12 @@ class RewardHistory:
         for message, failed in checks:
             if failed:
                 raise InvalidArgumentError(f"Inconsistent saved history: {message}.")
-        key_array = np.array(keys, dtype=np.str_ if id_kind == "str" else np.int64).reshape(n)
-        if np.unique(key_array).size != n:
-            raise InvalidArgumentError("Inconsistent saved history: prompt ids are not unique.")
         history = cls(window)
-        history.id_kind = id_kind if n else None
-        history._index(key_array, 0)
-        history._size = n
+        history.index = index
         capacity = max(n + 1, _FIRST_CAPACITY)
         history._success = _grown(success, capacity)
-        history._total = _grown(total, capacity)
-        history._last_n = _grown(last_n, capacity)
-        history._last_s = _grown(last_s, capacity)
-        history._cost_mean = _grown(cost_mean, capacity)
-        history._cost_n = _grown(cost_n, capacity)
+        for name in _ROW_ARRAYS:
+            setattr(history, f"_{name}", _grown(arrays[name], capacity))
         history._shift_hist(np.minimum(total, window), success.sum(axis=1, dtype=np.int64), +1)
         return history
 
@@ -613,74 +433,7 @@ def _groups_of_prompts(rows: NDArray[np.int64], tracked: int) -> list[NDArray[np
     return [group for group in np.split(order, np.cumsum(sizes)[:-1]) if group.size]
 
 
-# FNV-1a's 64-bit prime: a multiplier that spreads code points over all bits.
-_HASH_MULTIPLIER = np.uint64(1099511628211)
-
-
-def _distinct(ids: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """First index of each distinct id, and for each id the number of its distinct id.
-
-    Strings are grouped by a 64-bit hash computed column by column in numpy,
-    far cheaper than hashing each one in Python; the grouping is then checked
-    against the strings, and a hash collision falls back to sorting them.
-    """
-    if ids.dtype.kind == "U" and ids.size:
-        codes = np.ascontiguousarray(ids).view(np.uint32).reshape(ids.size, -1)
-        hashed = np.zeros(ids.size, dtype=np.uint64)
-        for column in codes.T:
-            hashed = (hashed ^ column) * _HASH_MULTIPLIER
-        _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        if np.array_equal(ids[first][inverse], ids):
-            return first, inverse
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
-
-
 def _grown(array: NDArray[Any], capacity: int) -> NDArray[Any]:
     grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
     grown[: array.shape[0]] = array
     return grown
-
-
-def _expect_array(
-    arrays: dict[str, NDArray[Any]], name: str, dtype: Any, shape: tuple[int, ...]
-) -> None:
-    if name not in arrays:
-        raise InvalidArgumentError(f"Saved history lacks the array {name!r}.")
-    array = arrays[name]
-    if not isinstance(array, np.ndarray) or array.dtype != np.dtype(dtype) or array.shape != shape:
-        got = (
-            f"dtype {array.dtype}, shape {array.shape}"
-            if isinstance(array, np.ndarray)
-            else type(array).__name__
-        )
-        raise InvalidArgumentError(
-            f"Saved history array {name!r} must have dtype {np.dtype(dtype)} and shape {shape}, "
-            f"got {got}."
-        )
-
-
-def _decode_ids(id_kind: IdKind | None, arrays: dict[str, NDArray[Any]]) -> list[Any]:
-    if id_kind == "str":
-        offsets = arrays.get("ids_offsets")
-        if not isinstance(offsets, np.ndarray) or offsets.ndim != 1 or offsets.size == 0:
-            raise InvalidArgumentError("Saved history array 'ids_offsets' must be 1-d, non-empty.")
-        _expect_array(arrays, "ids_offsets", np.int64, offsets.shape)
-        if offsets[0] != 0 or (np.diff(offsets) < 0).any():
-            raise InvalidArgumentError("Saved history array 'ids_offsets' must rise from 0.")
-        _expect_array(arrays, "ids_utf8", np.uint8, (int(offsets[-1]),))
-        data = arrays["ids_utf8"].tobytes()
-        bounds = zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-        try:
-            return [data[a:b].decode("utf-8") for a, b in bounds]
-        except UnicodeDecodeError:
-            raise InvalidArgumentError("Saved history string ids are not valid UTF-8.") from None
-    if id_kind == "int" or id_kind is None:
-        ids = arrays.get("ids")
-        if not isinstance(ids, np.ndarray) or ids.dtype != np.int64 or ids.ndim != 1:
-            raise InvalidArgumentError("Saved history array 'ids' must be a 1-d int64 array.")
-        if id_kind is None and ids.size:
-            raise InvalidArgumentError("Saved history has ids but no id kind.")
-        return list(ids.tolist())
-    raise InvalidArgumentError(f"Saved history id kind must be 'int' or 'str', got {id_kind!r}.")

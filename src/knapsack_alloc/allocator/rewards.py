@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc._validation import positive_costs
 from knapsack_alloc.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 
 #: Rewards checked together; a large update is checked a chunk at a time, so it
@@ -106,3 +107,24 @@ def read_round_rewards(
         values[unscored] = np.nan
         success[unscored] = False
     return values, success
+
+
+def read_rollout_costs(costs: Any, size: int) -> NDArray[np.float64]:
+    """Check one positive cost per rollout (e.g. its response tokens).
+
+    Parameters
+    ----------
+    costs : array_like
+        The costs given to ``update``.
+    size : int
+        Rollouts, the number of costs expected.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+    """
+    if np.ndim(costs) == 1 and len(costs) != size:
+        raise InvalidArgumentError(
+            f"costs must have one entry per rollout, got {len(costs)} costs for {size} rollouts."
+        )
+    return positive_costs("costs", costs, length=size)

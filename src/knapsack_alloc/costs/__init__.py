@@ -1,7 +1,7 @@
 """Cost models: what one rollout of each prompt costs, in whole units.
 
 * :mod:`~.model`: unit, integer and rounded costs, and the budget in the same units;
-* :mod:`~.tracked`: the allocator's costs learned from the costs given to ``update``.
+* :mod:`~.tracked`: costs learned from the costs given to ``update``.
 """
 
 from __future__ import annotations

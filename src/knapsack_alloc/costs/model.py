@@ -38,6 +38,7 @@ _BUDGET_TOO_LARGE = (
     "budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
 )
 
+
 @dataclass(frozen=True)
 class CostModel:
     """Per-rollout costs and the budget, both in whole units.
@@ -72,6 +73,12 @@ class CostModel:
     rounding: float | None
     unit: float = 1.0
     shown_budget: Any = None
+
+    def with_budget(self, budget_units: int) -> CostModel:
+        """Return the same costs with a budget of ``budget_units``, e.g. one round's."""
+        budget = budget_units * self.unit
+        shown = budget_units if self.unit == 1.0 else budget
+        return replace(self, budget=budget, budget_units=budget_units, shown_budget=shown)
 
     def share(self, prompts: NDArray[np.bool_], budget_units: int) -> CostModel:
         """Return the costs of some ``prompts`` with a budget of ``budget_units``, same units."""

@@ -193,9 +193,7 @@ def checked_gains(
     return np.ascontiguousarray(np.maximum(table, 0.0))
 
 
-def _checked(
-    model: ValueModel, result: Any, size: int, method: str
-) -> NDArray[np.float64]:
+def _checked(model: ValueModel, result: Any, size: int, method: str) -> NDArray[np.float64]:
     array = np.asarray(result, dtype=np.float64)
     if array.shape != (size,):
         raise InvalidArgumentError(
@@ -205,4 +203,3 @@ def _checked(
     if not np.isfinite(array).all():
         raise InvalidArgumentError(f"value {model.name!r}: {method}() returned NaN or inf.")
     return array
-

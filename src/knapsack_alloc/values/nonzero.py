@@ -39,8 +39,7 @@ class NonzeroGradientValue(ValueModel):
 
     def __repr__(self) -> str:
         return (
-            f"NonzeroGradientValue({self.name!r}, p_power={self.p_power}, "
-            f"q_power={self.q_power})"
+            f"NonzeroGradientValue({self.name!r}, p_power={self.p_power}, q_power={self.q_power})"
         )
 
     def value(self, counts: NDArray[np.int64], estimates: Estimates) -> NDArray[np.float64]:

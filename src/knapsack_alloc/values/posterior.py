@@ -46,6 +46,22 @@ class BetaPosterior:
         self.alpha: NDArray[np.float64] = self.successes + self.prior[0]
         self.beta: NDArray[np.float64] = self.failures + self.prior[1]
 
+    @classmethod
+    def _from_checked(
+        cls,
+        successes: NDArray[np.integer[Any]],
+        failures: NDArray[np.integer[Any]],
+        prior: tuple[float, float],
+    ) -> BetaPosterior:
+        """Beliefs from integer counts and a prior already checked (no checks: internal use)."""
+        beliefs = cls.__new__(cls)
+        beliefs.successes = successes.astype(np.float64)
+        beliefs.failures = failures.astype(np.float64)
+        beliefs.prior = prior
+        beliefs.alpha = beliefs.successes + prior[0]
+        beliefs.beta = beliefs.failures + prior[1]
+        return beliefs
+
     def __len__(self) -> int:
         return int(self.successes.shape[0])
 
@@ -126,4 +142,3 @@ def _key(x: Exponent) -> tuple[Any, ...]:
     if _is_zero(x):
         return ()
     return (("scalar", float(x)),) if np.ndim(x) == 0 else (("array", id(x)),)
-

@@ -39,7 +39,7 @@ def resolve_value(value: object) -> ValueModel:
     if isinstance(value, str):
         if value not in BUILT_IN:
             raise InvalidArgumentError(f"{_EXPECTED} Got {value!r} instead.")
-        return BUILT_IN[value]  # type: ignore[index]
+        return BUILT_IN[value]
     if callable(value):
         return CallableValue(value)
     raise InvalidArgumentTypeError(f"{_EXPECTED} Got {type(value).__name__} instead.")
