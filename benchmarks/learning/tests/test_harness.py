@@ -19,7 +19,9 @@ pytest.importorskip("trl")
 from benchmarks.learning import __main__ as cli  # noqa: E402
 from benchmarks.learning import calibrate, report  # noqa: E402
 from benchmarks.learning.design import (  # noqa: E402
+    ALL_POLICIES,
     CPU,
+    LARGE_GROUPS,
     NUM_GENERATIONS,
     POLICIES,
     ModelSize,
@@ -154,6 +156,45 @@ def test_every_policy_spends_its_budget_on_the_same_prompts(toy_records):
     assert toy_records["uniform", 0].series["largest_group"] == [NUM_GENERATIONS] * TOY.steps
 
 
+def test_clipped_runs_train_on_clipped_advantages(toy_records):
+    # A clip of 1 bites on groups of 8 (a lone success gets 2.47). The first step is the same
+    # in every run of a seed (8 rollouts per prompt, same samples), so the clipped run's
+    # advantages before clipping are the unclipped runs' advantages, stock TRL's included.
+    clipped = run_one(TOY, Policy("paper-clip1", "paper", NUM_GENERATIONS, 1.0), seed=0)
+    first = {
+        name: {key: record.series[key][0] for key in ("advantage_abs_max", "mean_success")}
+        for name, record in (
+            ("uniform", toy_records["uniform", 0]),
+            ("paper", toy_records["knapsack-paper", 0]),
+        )
+    }
+    unclipped = first["uniform"]["advantage_abs_max"]
+    assert unclipped > 1.1  # the clip of 1 bites
+    assert first["paper"]["advantage_abs_max"] == pytest.approx(unclipped, abs=1e-5)
+    assert clipped.series["advantage_abs_max_unclipped"][0] == pytest.approx(unclipped, abs=1e-5)
+    assert max(clipped.series["advantage_abs_max"]) == pytest.approx(1.0)
+    assert min(clipped.series["advantages_clipped"]) > 0
+    assert clipped.series["mean_success"][0] != pytest.approx(first["paper"]["mean_success"])
+    for record in (toy_records["uniform", 0], toy_records["knapsack-paper", 0]):
+        assert record.series["advantages_clipped"] == [0.0] * TOY.steps
+        assert record.series["advantage_abs_max"] == record.series["advantage_abs_max_unclipped"]
+
+
+def test_large_group_variants_change_nothing_but_the_options():
+    assert len({policy.name for policy in ALL_POLICIES}) == len(ALL_POLICIES)
+    main = {policy.preset: policy for policy in POLICIES if policy.preset is not None}
+    for variant in LARGE_GROUPS:
+        base = main[variant.preset]
+        assert variant.advantage_clip == 5.0
+        assert replace(variant, name=base.name, advantage_clip=None, group_weighting="none") == base
+    assert cli._policies(cli._parser().parse_args([]).policies) == list(POLICIES)
+
+
+def test_only_the_adapter_clips():
+    with pytest.raises(ValueError, match="options of KnapsackGRPOTrainer"):
+        Policy("uniform-clip5", None, NUM_GENERATIONS, advantage_clip=5.0)
+
+
 def test_training_changes_the_model(toy_records):
     record = toy_records["uniform-2x", 0]
     assert not np.allclose(record.final_success, record.initial_success)
@@ -272,6 +313,28 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_command_line_runs_the_chosen_policies(tmp_path):
+    out = tmp_path / "variants.json"
+    names = [policy.name for policy in LARGE_GROUPS[1:]]
+    argv = ["--policies", ",".join(names), "--steps", "2", "--seeds", "1", "--workers", "1"]
+    assert cli.main([*argv, "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert list(document["policies"]) == names
+    for policy in LARGE_GROUPS[1:]:
+        entry = document["policies"][policy.name]
+        assert (entry["preset"], entry["advantage_clip"], entry["group_weighting"]) == (
+            policy.preset,
+            policy.advantage_clip,
+            policy.group_weighting,
+        )
+        assert entry["rollouts"] == 2 * CPU.budget
+        assert entry["max_abs_advantage"] <= policy.advantage_clip
+    assert document["compute_to_match"] == {}  # no uniform run to compare with
+    tables = report.markdown(document)
+    assert "| largest absolute advantage trained on |" in tables
+    assert "uniform's, per seed" not in tables
+
+
 def test_calibration_recovers_the_rate_that_made_the_curve():
     rates = make_population(64, 0, CPU.difficulty, 0).sizes / len(vocabulary())
     result = {
@@ -294,6 +357,9 @@ def test_calibration_recovers_the_rate_that_made_the_curve():
         (["--seeds", "-1"], "--seeds == -1, must be >= 1"),
         (["--plot", "figure.jpg"], "must name a .png file"),
         (["--workers", "0"], "--workers == 0, must be >= 1"),
+        (["--policies", "uniform,uniform-3x"], "unknown uniform-3x; choose from uniform,"),
+        (["--policies", " , "], "empty; choose from"),
+        (["--policies", "uniform,uniform"], "names a policy twice"),
     ],
 )
 def test_bad_arguments_are_refused(argv, message):
