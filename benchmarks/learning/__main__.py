@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks.learning [--quick] [--seeds K] [--steps S] [--policies ...] ...``."""
+"""Command line: ``python -m benchmarks.learning [--quick] [--seeds K] [--policies ...] ...``."""
 
 from __future__ import annotations
 
@@ -64,9 +64,10 @@ def _policies(names: str) -> list[Policy]:
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in known]
     if not chosen or unknown:
+        problem = f"unknown {', '.join(unknown)}" if unknown else "empty"
         raise SystemExit(
-            f"error: --policies {names!r}: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}"
-            f"; choose from {', '.join(known)} (comma-separated)."
+            f"error: --policies {names!r}: {problem}; choose from {', '.join(known)} "
+            "(comma-separated)."
         )
     if len(set(chosen)) != len(chosen):
         raise SystemExit(f"error: --policies {names!r} names a policy twice.")

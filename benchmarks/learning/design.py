@@ -135,7 +135,9 @@ class Policy:
     group_weighting: str = "none"
 
     def __post_init__(self) -> None:
-        if self.preset is None and (self.advantage_clip is not None or self.group_weighting != "none"):
+        if self.preset is None and (
+            self.advantage_clip is not None or self.group_weighting != "none"
+        ):
             raise ValueError(
                 f"policy {self.name!r}: advantage_clip and group_weighting are options of "
                 "KnapsackGRPOTrainer; give the policy a preset, or leave them at None and 'none'."

@@ -91,24 +91,38 @@ def _spread_cell(figure: dict[str, Any], digits: int) -> str:
     )
 
 
-def markdown(document: dict[str, Any]) -> str:
-    """The figures table, the paired differences and the compute-to-match table.
+def figures_table(policies: dict[str, Any]) -> list[str]:
+    """Lines of the table of every figure, mean ± sd (min to max) over seeds, one column a policy.
 
-    Rows of figures a document does not hold (older result files) are left
-    out, and so are the paired differences and compute-to-match without a
-    ``uniform`` policy.
+    A figure a policy's result file does not hold (older files lack some) is
+    ``n/a``; a figure none of them holds is left out.
     """
-    policies = document["policies"]
     names = list(policies)
     lines = [
         "| figure | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
     ]
     for key, label, digits in FIGURE_ROWS:
-        if not all(key in policies[name]["over_seeds"] for name in names):
+        held = [key in policies[name]["over_seeds"] for name in names]
+        if not any(held):
             continue
-        cells = [_spread_cell(policies[name]["over_seeds"][key], digits) for name in names]
+        cells = [
+            _spread_cell(policies[name]["over_seeds"][key], digits) if has else "n/a"
+            for name, has in zip(names, held, strict=True)
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The figures table, the paired differences and the compute-to-match table.
+
+    The paired differences and compute-to-match need a ``uniform`` policy,
+    and are left out without one.
+    """
+    policies = document["policies"]
+    names = list(policies)
+    lines = figures_table(policies)
     uniform = policies["uniform"]["over_seeds"] if "uniform" in policies else None
     for key, label in (
         ("effective_gradient_ratio", "effective-gradient ratio / uniform's, per seed"),

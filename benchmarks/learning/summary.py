@@ -117,9 +117,10 @@ def compute_to_match(
     """Rollouts each uniform budget needs to reach each allocating policy's success.
 
     The targets are the ``policies`` with a preset, the uniform budgets those
-    without; the result is empty when either is missing. ``final`` is the success the target reached at its last step (the
-    headline figure); ``by_step`` repeats it for the success the target had
-    after each `CHECKPOINTS` fraction of its steps. Each entry is given per
+    without; the result is empty when either is missing. ``final`` is the
+    success the target reached at its last step (the headline figure);
+    ``by_step`` repeats it for the success the target had after each
+    `CHECKPOINTS` fraction of its steps. Each entry is given per
     seed and on the curves averaged over seeds; ``ratio`` is the rollouts
     uniform needed divided by the rollouts the target had spent, and None
     means uniform at that budget never got there within the run.

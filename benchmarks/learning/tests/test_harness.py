@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 from dataclasses import replace
@@ -17,7 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from benchmarks.learning import __main__ as cli  # noqa: E402
-from benchmarks.learning import calibrate, report  # noqa: E402
+from benchmarks.learning import calibrate, compare, report  # noqa: E402
 from benchmarks.learning.design import (  # noqa: E402
     ALL_POLICIES,
     CPU,
@@ -277,12 +279,24 @@ def test_compute_to_match_counts_rollouts_to_the_target():
     assert bayes["uniform-1.5x"]["per_seed"][0]["step"] == 2
 
 
-def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
-    out, png = tmp_path / "result.json", tmp_path / "result.png"
-    status = cli.main(
-        ["--steps", "2", "--seeds", "1", "--workers", "1", "--json", str(out), "--plot", str(png)]
-    )
+#: The command line's arguments for a two-step, one-seed run at the experiment's own size.
+SHORT = ["--steps", "2", "--seeds", "1", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """The main experiment for two steps: the result file, the figure and what was printed."""
+    folder = tmp_path_factory.mktemp("short")
+    out, png = folder / "result.json", folder / "result.png"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = cli.main([*SHORT, "--json", str(out), "--plot", str(png)])
     assert status == 0
+    return out, png, printed.getvalue()
+
+
+def test_command_line_writes_the_json_and_the_plot(short_run, tmp_path):
+    out, png, printed = short_run
     document = json.loads(out.read_text())
     assert document["seeds"] == [0]
     assert set(document["policies"]) == {policy.name for policy in POLICIES}
@@ -297,7 +311,7 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
     assert len(initial["train_initial_success"]) == CPU.train_prompts
     assert len(initial["heldout_initial_success"]) == CPU.heldout_prompts
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "effective-gradient ratio / uniform's" in capsys.readouterr().out
+    assert "effective-gradient ratio / uniform's" in printed
     tables = report.markdown(document)
     assert tables.startswith("| figure | uniform | knapsack-paper | knapsack-bayes |")
     assert "| knapsack-paper | 2 |" in tables and "Per-step z of rewards" in tables
@@ -313,11 +327,10 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_command_line_runs_the_chosen_policies(tmp_path):
+def test_command_line_runs_the_chosen_policies(short_run, tmp_path):
     out = tmp_path / "variants.json"
     names = [policy.name for policy in LARGE_GROUPS[1:]]
-    argv = ["--policies", ",".join(names), "--steps", "2", "--seeds", "1", "--workers", "1"]
-    assert cli.main([*argv, "--json", str(out)]) == 0
+    assert cli.main(["--policies", ",".join(names), *SHORT, "--json", str(out)]) == 0
     document = json.loads(out.read_text())
     assert list(document["policies"]) == names
     for policy in LARGE_GROUPS[1:]:
@@ -333,6 +346,47 @@ def test_command_line_runs_the_chosen_policies(tmp_path):
     tables = report.markdown(document)
     assert "| largest absolute advantage trained on |" in tables
     assert "uniform's, per seed" not in tables
+
+    # Against the main policies' runs: in these two steps (the first epoch, groups of 8) the
+    # options never act, so each variant's run is its reference's, step for step.
+    reference = json.loads(short_run[0].read_text())
+    tables = compare.markdown(document, reference)
+    assert tables.startswith(
+        "| figure | uniform | knapsack-bayes | knapsack-bayes-clip5 | knapsack-paper | "
+        "knapsack-paper-clip5-sqrt |"
+    )
+    assert "| knapsack-bayes-clip5 | knapsack-bayes | yes (options first act at steps never) |" in (
+        tables
+    )
+    assert "| largest absolute advantage trained on |" in tables
+    tampered = copy.deepcopy(document)
+    tampered["policies"]["knapsack-bayes-clip5"]["runs"][0]["series"]["mean_success"][1] += 0.1
+    assert "no: seed 0 differs from step 2, options first act at step None" in (
+        compare.markdown(tampered, reference)
+    )
+    for change, message in [
+        (lambda r: r.__setitem__("seeds", [1]), "differ in 'seeds'"),
+        (lambda r: r["policies"].pop("knapsack-paper"), "no policy with preset 'paper'"),
+    ]:
+        other = copy.deepcopy(reference)
+        change(other)
+        with pytest.raises(compare.MismatchError, match=message):
+            compare.markdown(document, other)
+
+
+def test_comparison_reading_rule_and_first_action():
+    assert compare.verdict(np.array([0.01, 0.02, 0.03]), 0.015) == "higher"
+    assert compare.verdict(np.array([-0.05, -0.04, -0.06]), 0.04) == "lower"
+    assert compare.verdict(np.array([-0.05, -0.04, -0.06]), 0.06) == "no measurable difference"
+    assert compare.verdict(np.array([0.01, -0.02, 0.09]), 0.0) == "no measurable difference"
+    series = {"advantages_clipped": [0.0, 0.0, 0.01, 0.0], "largest_group": [8, 9, 12, 8]}
+    run = {"series": series}
+    clip = {"group_weighting": "none", "group_size": 8}
+    assert compare.first_action(run, clip) == 3
+    assert compare.first_action(run, {**clip, "group_weighting": "sqrt"}) == 2
+    assert (
+        compare.first_action({"series": {**series, "advantages_clipped": [0.0] * 4}}, clip) is None
+    )
 
 
 def test_calibration_recovers_the_rate_that_made_the_curve():
