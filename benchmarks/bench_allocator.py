@@ -7,8 +7,13 @@ Run with ``python -m pytest benchmarks/bench_allocator.py --benchmark-only``.
 * ``plan()`` for a 256-prompt batch next to the bare ``allocate()`` call it
   makes, so the difference is the allocator's overhead (target: well under
   a millisecond);
+* one training step, ``plan()`` then ``update()`` at 256 prompts and 2048
+  rollouts, with the allocator's lock and with a no-op in its place, so the
+  difference is the cost of thread safety;
 * balancing a batch across data-parallel workers.
 """
+
+import contextlib
 
 import numpy as np
 import pytest
@@ -104,6 +109,26 @@ def test_allocate_behind_plan_bayes(benchmark, bayes):
         prior=(prior["prior_a"], prior["prior_b"]),
     )
     benchmark(allocate, beliefs, BUDGET, min_rollouts=2, max_rollouts=128)
+
+
+@pytest.mark.parametrize("lock", ["locked", "no-op lock"])
+def test_plan_and_update_step(benchmark, paper, lock):
+    allocator, rng, p = paper
+    ids = _batch(rng)
+    rollout_ids = np.repeat(ids, BUDGET // BATCH)
+    rewards = rng.random(rollout_ids.size) < p[rollout_ids]
+
+    def step():
+        allocator.plan(ids, BUDGET)
+        allocator.update(rollout_ids, rewards)
+
+    real_lock = allocator._lock
+    if lock == "no-op lock":
+        allocator._lock = contextlib.nullcontext()
+    try:
+        benchmark(step)
+    finally:
+        allocator._lock = real_lock
 
 
 @pytest.mark.parametrize(("prompts", "workers"), [(256, 8), (1024, 32)])

@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import json
 import os
@@ -201,3 +202,69 @@ def test_killed_saves_leave_a_loadable_file(tmp_path):
         counts = loaded.history_.counts(np.arange(len(loaded.history_)))
         assert int(counts.total.sum()) == loaded.n_rollouts_
         path.unlink()
+
+
+# Starts a save and stops inside it, before the file is moved into place.
+HANGING_SAVE = """
+import os, sys, time
+import numpy as np
+from knapsack_alloc.checkpoint import write_checkpoint
+
+def hang(fd):
+    print("writing", flush=True)
+    time.sleep(600)
+
+os.fsync = hang
+write_checkpoint(sys.argv[1], "Thing", {"x": 1}, {"a": np.arange(1000)})
+"""
+
+
+def _temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+@contextlib.contextmanager
+def hanging_save(path):
+    """A process stopped in the middle of saving ``path``; killed on exit."""
+    with subprocess.Popen([sys.executable, "-c", HANGING_SAVE, str(path)],
+                          stdout=subprocess.PIPE, text=True) as process:  # fmt: skip
+        try:
+            assert process.stdout.readline().strip() == "writing"
+            yield process
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
+
+def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
+    path = tmp_path / "state.ka"
+    other = tmp_path / "state.ka.old"
+    _write(other)
+    with hanging_save(path):
+        pass
+    stray = _temporaries(tmp_path)
+    assert len(stray) == 1 and stray[0].startswith(".state.ka.")
+    _write(path)
+    assert _temporaries(tmp_path) == []
+    assert sorted(os.listdir(tmp_path)) == ["state.ka", "state.ka.old"]
+    assert read_checkpoint(path, "Thing")[0] == {"x": 1}
+
+
+def test_a_save_in_progress_keeps_its_temporary_file(tmp_path):
+    """Only strays are removed: another process's save, still running, is left alone."""
+    path = tmp_path / "state.ka"
+    with hanging_save(path):
+        in_progress = _temporaries(tmp_path)
+        _write(path, {"x": 2})
+        assert len(in_progress) == 1
+        assert _temporaries(tmp_path) == in_progress  # still there, still being written
+    _write(path, {"x": 3})
+    assert _temporaries(tmp_path) == []
+    assert read_checkpoint(path, "Thing")[0] == {"x": 3}
+
+
+def test_strays_of_other_paths_are_left_alone(tmp_path):
+    for name in [".other.ka.abcdefgh.tmp", ".state.ka.tmp", "state.ka.abcdefgh.tmp"]:
+        (tmp_path / name).write_bytes(b"not ours")
+    _write(tmp_path / "state.ka")
+    assert len(_temporaries(tmp_path)) == 3

@@ -141,3 +141,33 @@ def test_bench_quick_json_has_every_solver_and_they_agree(tmp_path):
     assert max(objectives.values()) - min(objectives.values()) <= 1e-7 * max(objectives.values())
     assert all(row["median_s"] > 0 for row in paper_step)
     assert any("skipped" in row for row in data["results"])
+
+
+def test_the_certified_line_is_computed_by_certify(tmp_path):
+    """The greedy with integer costs can stop short of the optimum: the CLI says so."""
+    rng = np.random.default_rng(3)
+    costs = rng.integers(2, 17, 64)
+    rates = rng.random(64)
+    rows = [[i, r, c] for i, (r, c) in enumerate(zip(rates, costs, strict=True))]
+    path = write_csv(tmp_path / "costs.csv", ["prompt_id", "success_rate", "cost"], rows)
+    budget = int(8 * costs.sum()) + 7
+    report = tmp_path / "report.json"
+    done = run("allocate", path, "--budget", budget, "--solver", "greedy", "--json", report)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    assert "not proven optimal: objective" in done.stderr and "(gap " in done.stderr
+    assert data["certified_optimal"] is False and data["upper_bound"] > data["objective"]
+    exact = run("allocate", path, "--budget", budget, "--json", report)  # the DP proves it
+    assert "certified optimal: objective" in exact.stderr
+    assert json.loads(report.read_text())["certified_optimal"] is True
+
+
+def test_rounded_costs_are_certified_against_the_real_costs(tmp_path):
+    path = write_csv(tmp_path / "real.csv", ["prompt_id", "success_rate", "cost"],
+                     [[i, (i % 15 + 1) / 16, 1.0 + 0.37 * (i % 7)] for i in range(40)])  # fmt: skip
+    report = tmp_path / "report.json"
+    done = run("allocate", path, "--budget", 300, "--cost-resolution", 0.5, "--json", report)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    assert data["total_cost"] <= 300
+    assert data["upper_bound"] >= data["objective"]

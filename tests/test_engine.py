@@ -56,9 +56,6 @@ RATES = [0.0, 0.25, 0.5, 1.0]
         ({"costs": [1, 1.5, 1, 1]}, InvalidArgumentError,
          "costs[1] == 1.5 is not a whole number; pass cost_resolution (e.g. "
          "cost_resolution=0.01) to round costs to that unit, or give costs in whole units."),
-        ({"costs": [1.0, 0.001, 1, 1], "cost_resolution": 0.01}, InvalidArgumentError,
-         "costs[1] == 0.001 rounds to 0 units of cost_resolution == 0.01; use a finer "
-         "cost_resolution."),
         ({"cost_resolution": -1.0, "costs": [1, 1, 1, 1]}, InvalidArgumentError,
          "cost_resolution == -1.0, must be > 0."),
         ({"solver": "fast"}, InvalidArgumentError,
@@ -194,10 +191,18 @@ def test_budget_matches_a_hand_solved_case():
     assert result.counts[0] == best[1]
 
 
-def test_real_costs_are_rounded_and_reported():
+def test_real_costs_are_rounded_up_and_reported():
     result = allocate([0.2, 0.5], 10.0, costs=[1.04, 0.96], cost_resolution=0.1)
-    assert result.cost_rounding == pytest.approx(0.04 / 0.96, rel=1e-6)
-    assert result.total_cost <= 10.0 * (1 + result.cost_rounding)
+    # 1.04 -> 11 units (1.1), 0.96 -> 10 units (1.0): the largest rounding is 0.06 / 1.04.
+    assert result.cost_rounding == pytest.approx(0.06 / 1.04, rel=1e-6)
+    assert result.total_cost <= 10.0
+
+
+def test_a_cost_below_half_a_unit_rounds_up_to_one_unit():
+    result = allocate([0.5, 0.5], 1.0, costs=[0.001, 0.001], cost_resolution=0.01,
+                      max_rollouts=100)  # fmt: skip
+    assert result.counts.tolist() == [50, 50]  # 1 unit each: 100 units of 0.01
+    assert result.cost_rounding == pytest.approx(9.0)
 
 
 def test_equal_costs_reduce_to_unit_costs():
@@ -207,19 +212,16 @@ def test_equal_costs_reduce_to_unit_costs():
     assert scaled.status == "optimal" and scaled.total_cost == 72
 
 
-def test_auto_reports_a_bound_when_the_dp_would_be_too_large(monkeypatch):
-    import knapsack_alloc.solvers as solvers
-
-    monkeypatch.setattr(solvers, "DP_MAX_CELLS", 10)
+def test_auto_reports_a_bound_when_the_dp_would_be_too_large():
     rng = np.random.default_rng(3)
     costs = rng.integers(2, 17, 64)
     rates = rng.random(64)
     budget = int(8 * costs.sum()) + 7
-    result = allocate(rates, budget, costs=costs)
+    result = allocate(rates, budget, costs=costs, max_table_bytes=1000)
     assert result.solver == "greedy" and result.status == "feasible"
     assert result.upper_bound > result.objective
     with pytest.raises(InvalidArgumentError, match="solver='dp' needs a table of 64 prompts"):
-        allocate(rates, budget, costs=costs, solver="dp")
+        allocate(rates, budget, costs=costs, solver="dp", max_table_bytes=1000)
 
 
 def test_ortools_missing_gives_an_install_hint(monkeypatch):

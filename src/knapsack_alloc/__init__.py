@@ -21,6 +21,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 _EXPORTS = {
     "allocate": "knapsack_alloc.engine",
+    "certify": "knapsack_alloc.certificates",
+    "Certificate": "knapsack_alloc.certificates",
     "AllocationResult": "knapsack_alloc.result",
     "BetaPosterior": "knapsack_alloc.posterior",
     "ValueModel": "knapsack_alloc.values",
@@ -36,17 +38,21 @@ _EXPORTS = {
     "CheckpointError": "knapsack_alloc.checkpoint",
     "InvalidArgumentError": "knapsack_alloc._validation",
     "MissingDependencyError": "knapsack_alloc.solvers._ortools",
+    "KernelCacheWarning": "knapsack_alloc._jit",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from knapsack_alloc._jit import KernelCacheWarning as KernelCacheWarning
     from knapsack_alloc._validation import InvalidArgumentError as InvalidArgumentError
     from knapsack_alloc.allocator import KnapsackAllocator as KnapsackAllocator
     from knapsack_alloc.allocator import StepPlan as StepPlan
     from knapsack_alloc.batching import Partition as Partition
     from knapsack_alloc.batching import balance as balance
     from knapsack_alloc.batching import expand_counts as expand_counts
+    from knapsack_alloc.certificates import Certificate as Certificate
+    from knapsack_alloc.certificates import certify as certify
     from knapsack_alloc.checkpoint import CheckpointError as CheckpointError
     from knapsack_alloc.engine import allocate as allocate
     from knapsack_alloc.posterior import BetaPosterior as BetaPosterior

@@ -67,3 +67,21 @@ class Problem:
     def size(self) -> int:
         """Number of prompts."""
         return int(self.lower.shape[0])
+
+
+def gains_are_concave(
+    gains: GainSource, lower: NDArray[np.int64], span: NDArray[np.int64]
+) -> bool:
+    """Whether every prompt's gains never increase with ``N`` within its span."""
+    if not gains.use_table:
+        # Recurrence factors are <= 1, so only the step from 0 to 1 rollout
+        # (gain 0) can be followed by a larger gain.
+        if lower.size == 0 or lower.min() > 0:
+            return True
+        first_gain = gains.term_a + gains.term_b
+        return not bool(np.any((lower == 0) & (span >= 2) & (first_gain > 0)))
+    table = gains.table
+    if table.shape[1] < 2:
+        return True
+    inside = np.arange(1, table.shape[1]) < span[:, None]
+    return not bool(np.any((table[:, 1:] > table[:, :-1]) & inside))

@@ -15,6 +15,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+#: Largest whole number an argument may hold (rollouts, cost units, budgets):
+#: every such number and every sum the solvers form stays exact in float64
+#: and far from int64 overflow.
+MAX_INTEGER = 2**53
+_MAX_TEXT = "2**53 = 9007199254740992"
+
 
 class InvalidArgumentError(ValueError):
     """An argument has the right type but a value that is not allowed."""
@@ -104,7 +110,7 @@ def real_array(name: str, value: Any, *, length: int | None = None) -> NDArray[n
 
 
 def integer_array(
-    name: str, value: Any, *, length: int, minimum: int = 0
+    name: str, value: Any, *, length: int, minimum: int = 0, maximum: int = MAX_INTEGER
 ) -> NDArray[np.int64]:
     """Convert a scalar or per-prompt sequence of integers to an int64 array.
 
@@ -119,16 +125,18 @@ def integer_array(
         Number of prompts.
     minimum : int, default 0
         Smallest allowed value.
+    maximum : int, default ``MAX_INTEGER``
+        Largest allowed value; checked before any conversion to int64.
 
     Returns
     -------
     numpy.ndarray
         int64 array of shape ``(length,)``.
     """
-    if type(value) is int and value >= minimum:
+    if type(value) is int and minimum <= value <= maximum:
         return np.full(length, value, dtype=np.int64)
     if np.ndim(value) == 0:
-        scalar = integer_scalar(name, value, minimum=minimum)
+        scalar = integer_scalar(name, value, minimum=minimum, maximum=maximum)
         return np.full(length, scalar, dtype=np.int64)
     floats = real_array(name, value, length=length)
     whole = np.floor(floats) == floats
@@ -143,10 +151,21 @@ def integer_array(
         raise InvalidArgumentError(
             f"{name}[{index}] == {int(floats[index])}, must be >= {minimum}."
         )
+    # Integer input is compared exactly: above 2**53 its float copy is rounded.
+    original = np.asarray(value)
+    exact = original if original.dtype.kind in "iu" else floats
+    too_large = exact > maximum
+    if too_large.any():
+        index = int(np.flatnonzero(too_large)[0])
+        # Show the caller's number: numpy turns a list mixing huge and small ints into floats.
+        shown = value[index] if isinstance(value, (list, tuple)) else exact[index].item()
+        raise InvalidArgumentError(_too_large(f"{name}[{index}]", shown, maximum))
     return floats.astype(np.int64)
 
 
-def integer_scalar(name: str, value: Any, *, minimum: int = 0) -> int:
+def integer_scalar(
+    name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER
+) -> int:
     """Check that ``value`` is a whole number ``>= minimum`` and return it as int.
 
     Parameters
@@ -157,6 +176,8 @@ def integer_scalar(name: str, value: Any, *, minimum: int = 0) -> int:
         An ``int``, a numpy integer, or a float holding a whole number.
     minimum : int, default 0
         Smallest allowed value.
+    maximum : int, default ``MAX_INTEGER``
+        Largest allowed value.
 
     Returns
     -------
@@ -165,11 +186,50 @@ def integer_scalar(name: str, value: Any, *, minimum: int = 0) -> int:
     """
     number = real_scalar(name, value)
     whole = int(value) if isinstance(value, numbers.Integral) else int(number)
+    if whole > maximum:
+        raise InvalidArgumentError(_too_large(name, value, maximum))
     if number != whole:
         raise InvalidArgumentError(f"{name} == {_describe(value)}, must be a whole number.")
     if whole < minimum:
         raise InvalidArgumentError(f"{name} == {_describe(value)}, must be >= {minimum}.")
     return whole
+
+
+def _too_large(name: str, value: Any, maximum: int) -> str:
+    limit = _MAX_TEXT if maximum == MAX_INTEGER else str(maximum)
+    return (
+        f"{name} == {_describe(value)} is too large; at most {limit} is supported, "
+        "pass a smaller value."
+    )
+
+
+def rollout_bounds(
+    min_rollouts: Any, max_rollouts: Any, size: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Check ``min_rollouts`` and ``max_rollouts`` (scalars or one per prompt).
+
+    Parameters
+    ----------
+    min_rollouts, max_rollouts : int or array_like of int
+        Bounds on each prompt's rollouts.
+    size : int
+        Number of prompts.
+
+    Returns
+    -------
+    lower, upper : numpy.ndarray of int64
+        One bound per prompt, ``0 <= lower <= upper <= 2**53``.
+    """
+    lower = integer_array("min_rollouts", min_rollouts, length=size)
+    upper = integer_array("max_rollouts", max_rollouts, length=size)
+    inverted = lower > upper
+    if inverted.any():
+        i = int(np.flatnonzero(inverted)[0])
+        raise InvalidArgumentError(
+            f"min_rollouts[{i}] == {lower[i]} > max_rollouts[{i}] == {upper[i]}; "
+            "each prompt needs min_rollouts <= max_rollouts."
+        )
+    return lower, upper
 
 
 def real_scalar(name: str, value: Any) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,7 +21,14 @@ from knapsack_alloc._validation import (
 from knapsack_alloc.batching import Partition, balance, expand_counts
 from knapsack_alloc.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.history import IdKind, RewardHistory, WindowCounts, as_prompt_ids
+from knapsack_alloc.history import (
+    UPDATE_CHUNK,
+    IdKind,
+    RewardHistory,
+    UpdateSummary,
+    WindowCounts,
+    as_prompt_ids,
+)
 from knapsack_alloc.presets import (
     RULES,
     bayes_counts,
@@ -60,7 +68,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 _STATE_FORMAT = "knapsack-alloc/KnapsackAllocator"
 _STATE_VERSION = 1
 _MAX_WINDOW = 1024
-_MAX_BUDGET = 2**53
+# Sums of cost units x rollouts below this are exact in int64.
+_EXACT_INT64 = 2**62
 _QUANTILES = (10, 25, 50, 75, 90)
 
 
@@ -208,6 +217,14 @@ class KnapsackAllocator:
     n_rollouts_ : int
         Rewards recorded so far.
 
+    Notes
+    -----
+    Safe to share between threads: :meth:`update`, :meth:`plan`,
+    :meth:`state_dict`, :meth:`load_state_dict` and :meth:`save` hold an
+    internal lock while they touch the learned state, so concurrent calls end
+    in the state some sequential order of them gives. ``plan`` releases it
+    before solving, so a slow solve does not hold up updates.
+
     Examples
     --------
     >>> ka = KnapsackAllocator("paper")
@@ -235,6 +252,8 @@ class KnapsackAllocator:
         object.__setattr__(self, "preset", preset)
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+        # Guards the learned state: update() and plan() may run in different threads.
+        self._lock = threading.Lock()
         self.history_ = RewardHistory(checked["window"])
         self.n_updates_ = 0
         self.n_rollouts_ = 0
@@ -264,6 +283,15 @@ class KnapsackAllocator:
                 "KnapsackAllocator with the parameter you want."
             )
         object.__setattr__(self, name, value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a lock is not state; the copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         changed = {
@@ -316,21 +344,14 @@ class KnapsackAllocator:
         """
         started = time.perf_counter()
         ids, kind = as_prompt_ids(prompt_ids, "prompt_ids")
-        self.history_.check_kind(kind, "prompt_ids")
-        rows = self.history_.lookup(ids)
-        window = self.history_.counts(rows)
         size = ids.size
-        per_rollout = self._costs(rows, costs)
+        window, per_rollout, prior = self._snapshot(ids, kind, costs)  # the solve runs unlocked
         model = resolve_costs(per_rollout, budget, size, self.cost_resolution)
-        if model.budget_units > _MAX_BUDGET:
-            raise InvalidArgumentError(
-                f"budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
-            )
+        self._check_int64_sums(model.units)
         if size == 0 and model.budget_units > 0:
             raise InvalidArgumentError(
                 f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
             )
-        prior = self._prior()
         fallback = np.zeros(size, dtype=np.bool_)
         allocation: AllocationResult | None
         if self.preset == "paper":
@@ -390,6 +411,17 @@ class KnapsackAllocator:
             allocation=allocation,
         )
 
+    def _check_int64_sums(self, units: NDArray[np.int64]) -> None:
+        """Refuse costs so large that the rules' int64 sums of cost x rollouts could overflow."""
+        most = max(getattr(self, "default_rollouts", 0), self.min_rollouts, self.max_rollouts)
+        worst = float(units.sum(dtype=np.float64)) * most
+        if worst >= _EXACT_INT64:
+            raise InvalidArgumentError(
+                f"costs of {float(units.max()):.3g} units with up to {most} rollouts per prompt "
+                "reach 2**62 cost units; give costs and budget in a coarser unit (or a coarser "
+                "cost_resolution)."
+            )
+
     def start_step(
         self,
         prompt_ids: Any,
@@ -446,10 +478,14 @@ class KnapsackAllocator:
     def _snapshot(
         self, ids: NDArray[Any], kind: IdKind | None, costs: Any
     ) -> tuple[WindowCounts, Any, tuple[float, float]]:
-        """Window counts, per-rollout costs and prior of ``ids``: what a plan reads."""
-        self.history_.check_kind(kind, "prompt_ids")
-        rows = self.history_.lookup(ids)
-        return self.history_.counts(rows), self._costs(rows, costs), self._prior()
+        """Window counts, per-rollout costs and prior of ``ids``: what a plan reads.
+
+        Taken under the lock, so that it is consistent with some sequence of updates.
+        """
+        with self._lock:
+            self.history_.check_kind(kind, "prompt_ids")
+            rows = self.history_.lookup(ids)
+            return self.history_.counts(rows), self._costs(rows, costs), self._prior()
 
     def _costs(self, rows: NDArray[np.int64], costs: Any) -> Any:
         if costs is not None or self.cost_model == "unit":
@@ -507,7 +543,7 @@ class KnapsackAllocator:
             On a bad argument, before any state changes.
         """
         ids, kind = as_prompt_ids(rollout_prompt_ids, "rollout_prompt_ids")
-        raw, success = self._rewards(rewards, ids.size)
+        values, success = self._checked_rewards(rewards, ids.size)
         per_rollout = None
         if costs is not None:
             if np.ndim(costs) == 1 and len(costs) != ids.size:
@@ -522,14 +558,27 @@ class KnapsackAllocator:
                 raise InvalidArgumentError(
                     f"costs[{i}] == {float(per_rollout[i])!r}, must be > 0 (cost of one rollout)."
                 )
-        self.history_.check_kind(kind, "rollout_prompt_ids")
-        order, starts, new = self.history_.record(ids, kind, success, per_rollout)
-        if ids.size:
-            self.n_updates_ += 1
-            self.n_rollouts_ += int(ids.size)
-        return _update_metrics(raw[order], success[order], starts, new, len(self.history_))
+        with self._lock:
+            self.history_.check_kind(kind, "rollout_prompt_ids")
+            summary = self.history_.record(ids, kind, success, per_rollout, values)
+            if ids.size:
+                self.n_updates_ += 1
+                self.n_rollouts_ += int(ids.size)
+            tracked = len(self.history_)
+        return _update_metrics(summary, tracked)
 
     def _rewards(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Check the rewards; return a float64 copy of them and each rollout's success."""
+        values, success = self._checked_rewards(rewards, size)
+        return values.astype(np.float64), success.copy()
+
+    def _checked_rewards(
+        self, rewards: Any, size: int
+    ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """Check the rewards; return them as an array (not copied) and each rollout's success.
+
+        Checked a chunk at a time, so a large update makes no float copy of them.
+        """
         if isinstance(rewards, (str, bytes)):
             raise TypeError(
                 f"rewards must be an array of numbers or bools, not a string: {rewards!r}."
@@ -550,23 +599,26 @@ class KnapsackAllocator:
                 f"{size} ids and {array.size} rewards."
             )
         if array.dtype == np.bool_:
-            return array.astype(np.float64), array.copy()
+            return array, array
         if array.dtype.kind not in "iuf":
             raise TypeError(
                 f"rewards must be numbers or bools, got an array of dtype {array.dtype}; "
                 "map them to 0/1 first."
             )
-        raw = array.astype(np.float64)
-        bad = ~np.isfinite(raw) | (raw > 1.0) | ((raw < 0.0) & (raw != -1.0))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidArgumentError(
-                f"rewards[{i}] == {array[i].item()!r} is not a valid reward. Rewards must be 0/1, "
-                f"-1/1 (-1 is a failure), bools, or floats in [0, 1] (a success when >= "
-                f"success_threshold == {self.success_threshold!r}); rescale them into [0, 1] "
-                "or map them to 0/1."
-            )
-        return raw, raw >= self.success_threshold
+        success = np.empty(size, dtype=np.bool_)
+        for start in range(0, size, UPDATE_CHUNK):
+            raw = array[start : start + UPDATE_CHUNK].astype(np.float64)
+            bad = ~np.isfinite(raw) | (raw > 1.0) | ((raw < 0.0) & (raw != -1.0))
+            if bad.any():
+                i = start + int(np.flatnonzero(bad)[0])
+                raise InvalidArgumentError(
+                    f"rewards[{i}] == {array[i].item()!r} is not a valid reward. Rewards must be "
+                    f"0/1, -1/1 (-1 is a failure), bools, or floats in [0, 1] (a success when >= "
+                    f"success_threshold == {self.success_threshold!r}); rescale them into "
+                    "[0, 1] or map them to 0/1."
+                )
+            np.greater_equal(raw, self.success_threshold, out=success[start : start + raw.size])
+        return array, success
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -592,15 +644,16 @@ class KnapsackAllocator:
             )
         if isinstance(params["prior"], tuple):
             params["prior"] = list(params["prior"])
-        return {
-            "format": _STATE_FORMAT,
-            "version": _STATE_VERSION,
-            "params": params,
-            "id_kind": self.history_.id_kind,
-            "n_updates": self.n_updates_,
-            "n_rollouts": self.n_rollouts_,
-            "arrays": self.history_.to_arrays(),
-        }
+        with self._lock:
+            return {
+                "format": _STATE_FORMAT,
+                "version": _STATE_VERSION,
+                "params": params,
+                "id_kind": self.history_.id_kind,
+                "n_updates": self.n_updates_,
+                "n_rollouts": self.n_rollouts_,
+                "arrays": self.history_.to_arrays(),
+            }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore parameters and learned state from :meth:`state_dict` output.
@@ -616,14 +669,15 @@ class KnapsackAllocator:
             If ``state`` is not a valid allocator state; nothing changes then.
         """
         other = _from_state(state)
-        for name in ("preset", *PRESETS["paper"]):
-            if hasattr(other, name):
-                object.__setattr__(self, name, getattr(other, name))
-            elif name in self.__dict__:
-                del self.__dict__[name]
-        self.history_ = other.history_
-        self.n_updates_ = other.n_updates_
-        self.n_rollouts_ = other.n_rollouts_
+        with self._lock:
+            for name in ("preset", *PRESETS["paper"]):
+                if hasattr(other, name):
+                    object.__setattr__(self, name, getattr(other, name))
+                elif name in self.__dict__:
+                    del self.__dict__[name]
+            self.history_ = other.history_
+            self.n_updates_ = other.n_updates_
+            self.n_rollouts_ = other.n_rollouts_
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the allocator to ``path`` atomically (see :mod:`knapsack_alloc.checkpoint`).
@@ -788,36 +842,19 @@ def _quantiles(counts: NDArray[np.int64]) -> dict[str, float]:
     return result
 
 
-def _update_metrics(
-    raw: NDArray[np.float64],
-    success: NDArray[np.bool_],
-    starts: NDArray[np.int64],
-    new: int,
-    tracked: int,
-) -> dict[str, float]:
-    size = raw.size
-    metrics = {
+def _update_metrics(summary: UpdateSummary, tracked: int) -> dict[str, float]:
+    size = summary.rollouts
+    return {
         "rollouts": float(size),
-        "prompts": float(starts.size),
-        "new_prompts": float(new),
+        "prompts": float(summary.prompts),
+        "new_prompts": float(summary.new_prompts),
         "tracked_prompts": float(tracked),
-        "success_rate": 0.0,
-        "effective_ratio": 0.0,
-        "prompts_with_gradient": 0.0,
-        "prompts_all_correct": 0.0,
-        "prompts_all_wrong": 0.0,
+        "success_rate": summary.successes / size if size else 0.0,
+        "effective_ratio": summary.rollouts_with_gradient / size if size else 0.0,
+        "prompts_with_gradient": float(summary.prompts_with_gradient),
+        "prompts_all_correct": float(summary.prompts_all_correct),
+        "prompts_all_wrong": float(summary.prompts_all_wrong),
     }
-    if not size:
-        return metrics
-    sizes = np.diff(np.append(starts, size))
-    mixed = np.minimum.reduceat(raw, starts) != np.maximum.reduceat(raw, starts)
-    wins = np.add.reduceat(success.astype(np.int64), starts)
-    metrics["success_rate"] = float(success.mean())
-    metrics["effective_ratio"] = float(sizes[mixed].sum()) / size
-    metrics["prompts_with_gradient"] = float(mixed.sum())
-    metrics["prompts_all_correct"] = float((wins == sizes).sum())
-    metrics["prompts_all_wrong"] = float((wins == 0).sum())
-    return metrics
 
 
 def _from_state(state: Any) -> KnapsackAllocator:

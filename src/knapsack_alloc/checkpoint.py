@@ -14,7 +14,9 @@ Only plain numeric dtypes are accepted, so loading is ``numpy.frombuffer``
 on checked slices: nothing is unpickled. A file is written to a temporary
 file in the same directory, flushed and fsynced, then moved over the target
 with :func:`os.replace` and the directory fsynced, so a process killed at
-any moment leaves either the previous file or the new one.
+any moment leaves either the previous file or the new one. The temporary
+file is locked while it is written; the next save of the same path removes
+temporaries that no live process holds (strays of killed saves; POSIX only).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from contextlib import suppress
 from pathlib import Path
@@ -29,6 +32,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: stray temporaries are not cleaned
+    fcntl = None  # type: ignore[assignment]
 
 FORMAT_NAME = "knapsack-alloc"
 FORMAT_VERSION = 1
@@ -102,9 +110,10 @@ def write_checkpoint(
     target = Path(os.fspath(path))
     directory = target.parent
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    _remove_stray_temporaries(target)
+    fd, temp_name = _locked_temporary(target)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(fd, "wb") as file:  # closed (and unlocked) only once it is in place
             digest = hashlib.sha256()
             prefix = MAGIC + len(header_bytes).to_bytes(8, "little") + header_bytes
             digest.update(prefix)
@@ -116,13 +125,60 @@ def write_checkpoint(
             file.write(digest.digest())
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, target)
+            os.chmod(temp_name, mode)
+            os.replace(temp_name, target)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
     _fsync_directory(directory)
+
+
+def _temporary_pattern(target: Path) -> re.Pattern[str]:
+    """Names :func:`tempfile.mkstemp` gives the temporary files of ``target``."""
+    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def _locked_temporary(target: Path) -> tuple[int, str]:
+    """Create a temporary file next to ``target``, locked while this process writes it.
+
+    The lock (``flock``) ends with the process, so a temporary file nobody
+    holds is a stray from a killed save. A cleaner may remove a file between
+    its creation and its locking; then another is made.
+    """
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        if fcntl is None:
+            return fd, name
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_nlink > 0:
+                return fd, name
+        except BlockingIOError:
+            pass
+        os.close(fd)
+
+
+def _remove_stray_temporaries(target: Path) -> None:
+    """Delete temporary files of ``target`` left by killed saves (no process holds them)."""
+    if fcntl is None:  # no flock: a stray cannot be told from a save in progress
+        return
+    pattern = _temporary_pattern(target)
+    for name in os.listdir(target.parent):
+        if not pattern.fullmatch(name):
+            continue
+        stray = target.parent / name
+        try:
+            fd = os.open(stray, os.O_RDONLY)
+        except OSError:
+            continue  # gone already, or not ours to open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(stray)
+        except OSError:  # BlockingIOError: a save in progress holds it
+            pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -5,26 +5,42 @@ Three cases (see ``docs/costs.md``):
 * unit costs (``costs=None``): one unit per rollout, the budget counts rollouts;
 * integer costs: e.g. expected response tokens per rollout in units of 64
   tokens; the budget is in the same units; solved exactly;
-* real costs with ``cost_resolution=r``: each cost is rounded to a whole
-  number of ``r`` units and the budget is floored to whole units; the
-  largest relative rounding error is reported.
+* real costs with ``cost_resolution=r``: each cost is rounded *up* to a whole
+  number of ``r`` units and the budget *down*, so an allocation within the
+  rounded budget never spends more than the real one (up to the
+  representation error of the inputs, :data:`SPEND_TOLERANCE`); the largest
+  relative rounding of a cost is reported.
+
+Every number is range-checked before it is converted to an integer: costs
+and budgets up to ``2**53`` units are supported.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, real_array, real_scalar
+from knapsack_alloc._validation import (
+    MAX_INTEGER,
+    InvalidArgumentError,
+    real_array,
+    real_scalar,
+)
 
-# Slack for floating-point division when converting a budget to whole units
-# (0.3 / 0.1 is 2.9999999999999996).
-_UNIT_SLACK = 1e-9
+#: Relative amount by which the real spend may exceed the budget with rounded
+#: costs: the representation error of decimal inputs in binary floating point.
+SPEND_TOLERANCE = 1e-14
+# A quotient this many units in the last place from a whole number counts as it.
+_SNAP_ULPS = 4
 
+_BUDGET_TOO_LARGE = (
+    "budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
+)
 
 @dataclass(frozen=True)
 class CostModel:
@@ -43,8 +59,8 @@ class CostModel:
     kind : {'unit', 'integer', 'rounded'}
         Which cost model applies.
     rounding : float or None
-        Largest relative error ``|cost - unit * units| / cost`` when costs
-        were rounded, else None.
+        Largest relative rounding ``(unit * units - cost) / cost >= 0`` when
+        costs were rounded up, else None.
     """
 
     units: NDArray[np.int64]
@@ -90,7 +106,7 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
                 "must be > 0 (cost of one rollout)."
             )
     if cost_resolution is not None:
-        return _rounded(per_rollout, budget_value, cost_resolution)
+        return _rounded(per_rollout, budget, budget_value, cost_resolution)
 
     fractional = np.floor(per_rollout) != per_rollout
     if costs is not None and fractional.any():
@@ -99,6 +115,14 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
             f"costs[{index}] == {float(per_rollout[index])!r} is not a whole number; pass "
             "cost_resolution (e.g. cost_resolution=0.01) to round costs to that unit, "
             "or give costs in whole units."
+        )
+    too_large = per_rollout > MAX_INTEGER
+    if too_large.any():
+        index = int(np.flatnonzero(too_large)[0])
+        raise InvalidArgumentError(
+            f"costs[{index}] == {float(per_rollout[index])!r} is too large; costs up to 2**53 "
+            "units are supported: give costs and budget in a coarser unit, or pass "
+            "cost_resolution."
         )
     return CostModel(
         units=per_rollout.astype(np.int64),
@@ -122,27 +146,58 @@ def _whole_budget(budget: Any, budget_value: float) -> int:
             f"budget == {budget!r}, must be a whole number of cost units "
             "(or pass cost_resolution to work in fractional units)."
         )
-    return int(budget) if isinstance(budget, (int, np.integer)) else int(budget_value)
+    whole = int(budget) if isinstance(budget, (int, np.integer)) else int(budget_value)
+    if whole > MAX_INTEGER:
+        raise InvalidArgumentError(_BUDGET_TOO_LARGE.format(budget=budget))
+    return whole
 
 
-def _rounded(per_rollout: NDArray[np.float64], budget: float, resolution: Any) -> CostModel:
+def _rounded(
+    per_rollout: NDArray[np.float64], budget: Any, budget_value: float, resolution: Any
+) -> CostModel:
+    """Round costs up and the budget down to whole units of ``resolution``.
+
+    Quotients within a few units in the last place of a whole number count
+    as that number, so that decimal inputs behave as written (``1.0 / 0.01``
+    is ``99.99999999999999`` in binary floating point, and is 100 units).
+    The real spend of an allocation within the units then exceeds the budget
+    by at most a relative :data:`SPEND_TOLERANCE`, the representation error
+    of the inputs.
+    """
     unit = real_scalar("cost_resolution", resolution)
     if unit <= 0:
         raise InvalidArgumentError(f"cost_resolution == {resolution!r}, must be > 0.")
-    units = np.rint(per_rollout / unit)
-    too_small = units < 1
-    if too_small.any():
-        index = int(np.flatnonzero(too_small)[0])
+    budget_units = _whole_units(np.array([budget_value / unit]), np.floor)[0]
+    if budget_units > MAX_INTEGER:
         raise InvalidArgumentError(
-            f"costs[{index}] == {float(per_rollout[index])!r} rounds to 0 units of "
-            f"cost_resolution == {unit!r}; use a finer cost_resolution."
+            f"budget == {budget!r} is {budget_units:.3g} units of cost_resolution == {unit!r}; "
+            "budgets up to 2**53 cost units are supported, use a coarser cost_resolution."
         )
-    error = np.abs(per_rollout - units * unit) / per_rollout
+    units = np.maximum(_whole_units(per_rollout / unit, np.ceil), 1.0)
+    too_large = units > MAX_INTEGER
+    if too_large.any():
+        index = int(np.flatnonzero(too_large)[0])
+        raise InvalidArgumentError(
+            f"costs[{index}] == {float(per_rollout[index])!r} is {float(units[index]):.3g} units "
+            f"of cost_resolution == {unit!r}; at most 2**53 units are supported, use a coarser "
+            "cost_resolution."
+        )
+    rounding = (units * unit - per_rollout) / per_rollout
     return CostModel(
         units=units.astype(np.int64),
-        budget=budget,
-        budget_units=math.floor(budget / unit + _UNIT_SLACK),
+        budget=budget_value,
+        budget_units=int(budget_units),
         per_rollout=per_rollout,
         kind="rounded",
-        rounding=float(error.max(initial=0.0)),
+        rounding=float(np.maximum(rounding, 0.0).max(initial=0.0)),
     )
+
+
+def _whole_units(
+    quotients: NDArray[np.float64], direction: Callable[[NDArray[np.float64]], Any]
+) -> NDArray[np.float64]:
+    """Round ``quotients`` with ``direction`` (floor or ceil), snapping near-whole ones first."""
+    nearest = np.rint(quotients)
+    near = np.abs(quotients - nearest) <= _SNAP_ULPS * np.spacing(np.abs(nearest))
+    rounded: NDArray[np.float64] = np.where(near, nearest, direction(quotients))
+    return rounded

@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._problem import GainSource, Problem
+from knapsack_alloc._problem import Problem, gains_are_concave
 from knapsack_alloc._validation import (
+    MAX_INTEGER,
     InvalidArgumentError,
     choice,
-    integer_array,
-    real_array,
+    integer_scalar,
     real_scalar,
+    rollout_bounds,
 )
+from knapsack_alloc.certificates import proves_optimal, shortfall
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.posterior import BetaPosterior
 from knapsack_alloc.result import AllocationResult
-from knapsack_alloc.solvers import SOLVERS
+from knapsack_alloc.solvers import SOLVERS, SolverOptions
 from knapsack_alloc.values import (
     BUILT_IN,
-    Estimates,
     NonzeroGradientValue,
     ValueModel,
+    check_estimates,
     resolve_value,
 )
+
+#: Default memory cap of the ``'dp'`` and ``'textbook'`` tables, in bytes.
+DEFAULT_MAX_TABLE_BYTES = 256 * 2**20
+#: Environment variable that overrides :data:`DEFAULT_MAX_TABLE_BYTES`.
+MAX_TABLE_BYTES_VARIABLE = "KNAPSACK_ALLOC_MAX_TABLE_BYTES"
+# Longest time_limit OR-Tools accepts: 2**53 milliseconds.
+_MAX_SECONDS = MAX_INTEGER / 1000
+# Sums of non-negative int64 terms below this cannot overflow.
+_EXACT_INT64 = 2**62
 
 
 def allocate(
@@ -41,6 +52,7 @@ def allocate(
     solver: str = "auto",
     time_limit: float | None = None,
     allow_unused_budget: bool = False,
+    max_table_bytes: int | None = None,
 ) -> AllocationResult:
     """Split a rollout budget across prompts to maximise the learning value.
 
@@ -58,9 +70,11 @@ def allocate(
         Cost of one rollout of each prompt (default 1 each), e.g. expected
         response tokens. Whole numbers are used exactly; see ``cost_resolution``.
     cost_resolution : float, optional
-        Round real-valued ``costs`` (and floor the budget) to whole multiples
-        of this unit; the largest relative rounding error is reported as
-        ``cost_rounding`` on the result.
+        Round real-valued ``costs`` up, and the budget down, to whole
+        multiples of this unit, so the real spend never exceeds the budget;
+        the largest relative rounding of a cost is reported as
+        ``cost_rounding`` on the result (status and bound then refer to the
+        rounded costs).
     value : {'grpo', 'nonzero'}, ValueModel or callable, default 'grpo'
         ``'grpo'``: ``P_nz(N, p) * p * (1 - p)**2`` (the paper);
         ``'nonzero'``: ``P_nz(N, p)``, the expected number of prompts with a
@@ -76,12 +90,19 @@ def allocate(
     allow_unused_budget : bool, default False
         A budget above what ``max_rollouts`` can use is an error unless this
         is True; the result's ``unused_budget`` then says how much is left.
+    max_table_bytes : int, optional
+        Memory the ``'dp'`` and ``'textbook'`` tables may take; default the
+        environment variable ``KNAPSACK_ALLOC_MAX_TABLE_BYTES``, else 256 MiB.
+        A larger table is an error (``'auto'`` then returns the greedy answer
+        with its bound).
 
     Returns
     -------
     AllocationResult
-        ``counts`` per prompt in input order, ``objective``, ``upper_bound``,
-        ``status``, ``solver``, ``total_cost``, ``solve_time``.
+        ``counts`` per prompt in input order, ``objective``, ``upper_bound``
+        (the Lagrangian bound of :func:`~knapsack_alloc.certify`, or a tighter
+        one the solver proves), ``status`` (``'optimal'`` when the two agree
+        within a relative ``1e-9``), ``solver``, ``total_cost``, ``solve_time``.
 
     Notes
     -----
@@ -94,7 +115,9 @@ def allocate(
     With unit costs and ``budget <= sum(max_rollouts)`` the whole budget is
     spent. Rollouts whose gains tie are given to the prompt holding fewer
     rollouts, then to the earlier prompt, so the same input always gives the
-    same output. The maths and the solvers are described in ``docs/``.
+    same output, whichever exact solver runs (the few exceptions are listed
+    in ``docs/solvers.md``). The maths and the solvers are described in
+    ``docs/``.
 
     References
     ----------
@@ -109,13 +132,14 @@ def allocate(
     ([2, 12, 16, 2], 'optimal')
     """
     started = time.perf_counter()
-    estimates = _estimates(success_rates)
+    estimates = check_estimates(success_rates)
     if (
         type(min_rollouts) is int
         and type(max_rollouts) is int
         and costs is None
         and cost_resolution is None
         and time_limit is None
+        and max_table_bytes is None
         and isinstance(estimates, np.ndarray)
     ):
         result = _point_rates_unit_costs(estimates, budget, min_rollouts, max_rollouts, value,
@@ -125,21 +149,13 @@ def allocate(
     size = len(estimates)
     solver_name = choice("solver", solver, SOLVERS)
     model = resolve_value(value)
-    limit = _time_limit(time_limit)
-    lower = integer_array("min_rollouts", min_rollouts, length=size)
-    upper = integer_array("max_rollouts", max_rollouts, length=size)
-    inverted = lower > upper
-    if inverted.any():
-        i = int(np.flatnonzero(inverted)[0])
-        raise InvalidArgumentError(
-            f"min_rollouts[{i}] == {lower[i]} > max_rollouts[{i}] == {upper[i]}; "
-            "each prompt needs min_rollouts <= max_rollouts."
-        )
+    options = SolverOptions(_time_limit(time_limit), _table_limit(max_table_bytes))
+    lower, upper = rollout_bounds(min_rollouts, max_rollouts, size)
     cost_model = resolve_costs(costs, budget, size, cost_resolution)
     units = cost_model.units
     unit_cost = cost_model.kind == "unit"
-    floor = int(lower.sum() if unit_cost else units @ lower)
-    ceiling = int(upper.sum() if unit_cost else units @ upper)
+    floor = _exact_dot(units, lower)
+    ceiling = _exact_dot(units, upper)
     if size == 0 and cost_model.budget_units > 0:
         raise InvalidArgumentError(
             f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
@@ -161,23 +177,27 @@ def allocate(
     # No prompt can take more extra rollouts than the budget pays for.
     span = np.minimum(upper - lower, capacity // reduced_costs)
     gains = model.gains(estimates, lower, span)
+    concave = gains_are_concave(gains, lower, span)
     problem = Problem(
         lower=lower,
         span=span,
         costs=reduced_costs,
         capacity=capacity,
         gains=gains,
-        concave=_is_concave(gains, lower, span),
+        concave=concave,
         unit_cost=unit_cost or divisor == int(units.max(initial=1)),
     )
-    output = SOLVERS[solver_name](problem, limit)
+    output = SOLVERS[solver_name](problem, options)
     counts = lower + output.extra
     objective = float(model.value(counts, estimates).sum())
-    if output.status == "optimal":
-        upper_bound = objective
+    upper_bound = objective + shortfall(
+        lower, span, reduced_costs.astype(np.float64), float(capacity), gains, concave,
+        output.extra, output.price, output.bound,
+    )  # fmt: skip
+    if proves_optimal(objective, upper_bound):
+        status = "optimal"
     else:
-        base = float(model.value(lower, estimates).sum())
-        upper_bound = max(objective, base + output.bound)
+        status = "time_limit" if output.timed_out else "feasible"
     return AllocationResult(
         counts=counts,
         objective=objective,
@@ -185,7 +205,7 @@ def allocate(
         total_cost=float(counts.sum() if unit_cost else cost_model.per_rollout @ counts),
         budget=cost_model.budget,
         solver=output.solver,
-        status=output.status,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
         solve_time=time.perf_counter() - started,
         value=model.name,
         cost_rounding=cost_model.rounding,
@@ -206,7 +226,8 @@ def _point_rates_unit_costs(
     The case: point success rates, a built-in value model, scalar bounds with
     ``1 <= min_rollouts``, unit costs, a budget the bounds can spend, and the
     ``auto`` or ``greedy`` solver. Anything else, errors included, goes
-    through the general path.
+    through the general path. The kernel also evaluates the Lagrangian bound
+    at the greedy's price, so the status is checked as on the general path.
     """
     model = BUILT_IN.get(value) if isinstance(value, str) else value
     size = rates.shape[0]
@@ -214,48 +235,27 @@ def _point_rates_unit_costs(
         not isinstance(model, NonzeroGradientValue)
         or solver not in ("auto", "greedy")
         or type(budget) is not int
-        or not 1 <= lower <= upper
-        or not 0 < size * lower <= budget <= size * upper
+        or not 1 <= lower <= upper <= MAX_INTEGER
+        or not 0 < size * lower <= budget <= min(size * upper, MAX_INTEGER)
     ):
         return None
     from knapsack_alloc.solvers._fused import point_rates_greedy
 
     capacity = budget - size * lower
-    counts, objective = point_rates_greedy(
+    counts, objective, upper_bound = point_rates_greedy(
         rates, lower, min(upper - lower, capacity), capacity, model.p_power, model.q_power
     )
     return AllocationResult(
         counts=counts,
         objective=objective,
-        upper_bound=objective,
+        upper_bound=upper_bound,
         total_cost=float(budget),
         budget=float(budget),
         solver="greedy",
-        status="optimal",
+        status="optimal" if proves_optimal(objective, upper_bound) else "feasible",
         solve_time=time.perf_counter() - started,
         value=model.name,
     )
-
-
-def _estimates(success_rates: Any) -> Estimates:
-    if isinstance(success_rates, BetaPosterior):
-        return success_rates
-    if (
-        isinstance(success_rates, np.ndarray)
-        and success_rates.dtype == np.float64
-        and success_rates.ndim == 1
-        and success_rates.flags.c_contiguous
-        and (success_rates.size == 0 or 0.0 <= success_rates.min() <= success_rates.max() <= 1.0)
-    ):
-        return success_rates  # fast path: already valid (NaN fails the comparisons)
-    rates = real_array("success_rates", success_rates)
-    outside = (rates < 0.0) | (rates > 1.0)
-    if outside.any():
-        i = int(np.flatnonzero(outside)[0])
-        raise InvalidArgumentError(
-            f"success_rates[{i}] == {float(rates[i])!r}, must be in [0, 1] (a probability)."
-        )
-    return rates
 
 
 def _time_limit(time_limit: Any) -> float | None:
@@ -264,20 +264,32 @@ def _time_limit(time_limit: Any) -> float | None:
     seconds = real_scalar("time_limit", time_limit)
     if seconds <= 0:
         raise InvalidArgumentError(f"time_limit == {time_limit!r}, must be > 0 seconds (or None).")
+    if seconds > _MAX_SECONDS:
+        raise InvalidArgumentError(
+            f"time_limit == {time_limit!r} is too large; at most 2**53 milliseconds (about "
+            "9e12 seconds) is supported, pass None for no limit."
+        )
     return seconds
 
 
-def _is_concave(gains: GainSource, lower: NDArray[np.int64], span: NDArray[np.int64]) -> bool:
-    """Whether every prompt's gains never increase with ``N``."""
-    if not gains.use_table:
-        # Recurrence factors are <= 1, so only the step from 0 to 1 rollout
-        # (gain 0) can be followed by a larger gain.
-        if lower.size == 0 or lower.min() > 0:
-            return True
-        first_gain = gains.term_a + gains.term_b
-        return not bool(np.any((lower == 0) & (span >= 2) & (first_gain > 0)))
-    table = gains.table
-    if table.shape[1] < 2:
-        return True
-    inside = np.arange(1, table.shape[1]) < span[:, None]
-    return not bool(np.any((table[:, 1:] > table[:, :-1]) & inside))
+def _table_limit(max_table_bytes: Any) -> int:
+    if max_table_bytes is not None:
+        return integer_scalar("max_table_bytes", max_table_bytes)
+    setting = os.environ.get(MAX_TABLE_BYTES_VARIABLE)
+    if setting is None:
+        return DEFAULT_MAX_TABLE_BYTES
+    try:
+        return integer_scalar(MAX_TABLE_BYTES_VARIABLE, int(setting))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"the environment variable {MAX_TABLE_BYTES_VARIABLE} == {setting!r} must be a "
+            "whole number of bytes, e.g. 1073741824 for 1 GiB."
+        ) from None
+
+
+def _exact_dot(units: NDArray[np.int64], rollouts: NDArray[np.int64]) -> int:
+    """``sum(units * rollouts)`` exactly: in int64 when it cannot overflow, else in Python."""
+    most = int(units.max(initial=0)) * int(rollouts.max(initial=0)) * units.size
+    if most < _EXACT_INT64:
+        return int(units @ rollouts)
+    return sum(u * r for u, r in zip(units.tolist(), rollouts.tolist(), strict=True))

@@ -24,6 +24,9 @@ IdKind = Literal["int", "str"]
 
 _INT64_MAX = np.iinfo(np.int64).max
 _FIRST_CAPACITY = 1024
+#: Rollouts of an update processed together; larger updates go a group of
+#: prompts at a time, which bounds their temporary memory.
+UPDATE_CHUNK = 1 << 19
 # Int ids in [0, max(_DENSE_MIN, _DENSE_FACTOR * prompts)) use a dense id -> row array.
 _DENSE_MIN = 1 << 20
 _DENSE_FACTOR = 4
@@ -129,6 +132,43 @@ class WindowCounts:
     successes: NDArray[np.int64]
     trials: NDArray[np.int64]
     total: NDArray[np.int64]
+
+
+@dataclass
+class UpdateSummary:
+    """Counts over one update's prompts (a prompt's rollouts form its group).
+
+    Attributes
+    ----------
+    rollouts, new_prompts : int
+        Rewards in the update, and prompts seen for the first time.
+    prompts, successes : int
+        Distinct prompts, and successful rollouts.
+    prompts_with_gradient, rollouts_with_gradient : int
+        Prompts whose rewards are not all equal (a GRPO gradient), and their rollouts.
+    prompts_all_correct, prompts_all_wrong : int
+        Prompts whose rollouts all succeeded, or all failed.
+    """
+
+    rollouts: int
+    new_prompts: int
+    prompts: int = 0
+    successes: int = 0
+    prompts_with_gradient: int = 0
+    rollouts_with_gradient: int = 0
+    prompts_all_correct: int = 0
+    prompts_all_wrong: int = 0
+
+    def add(
+        self, sizes: NDArray[np.int64], wins: NDArray[np.int64], mixed: NDArray[np.bool_]
+    ) -> None:
+        """Count groups of ``sizes`` rollouts with ``wins`` successes; ``mixed`` have a gradient."""
+        self.prompts += int(sizes.size)
+        self.successes += int(wins.sum())
+        self.prompts_with_gradient += int(mixed.sum())
+        self.rollouts_with_gradient += int(sizes[mixed].sum())
+        self.prompts_all_correct += int((wins == sizes).sum())
+        self.prompts_all_wrong += int((wins == 0).sum())
 
 
 class RewardHistory:
@@ -282,7 +322,8 @@ class RewardHistory:
         kind: IdKind | None,
         success: NDArray[np.bool_],
         costs: NDArray[np.float64] | None = None,
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+        rewards: NDArray[Any] | None = None,
+    ) -> UpdateSummary:
         """Append one update's rewards (already validated).
 
         Parameters
@@ -295,47 +336,80 @@ class RewardHistory:
             Whether each rollout succeeded.
         costs : numpy.ndarray of float64, optional
             Positive cost of each rollout.
+        rewards : numpy.ndarray, optional
+            The raw rewards behind ``success``; a prompt whose rewards are not
+            all equal has a GRPO gradient. Default: ``success``.
 
         Returns
         -------
-        order : numpy.ndarray of int64
-            A stable sort of the rollouts by prompt (by row).
-        starts : numpy.ndarray of int64
-            Where each distinct prompt's rollouts start in ``order``.
-        new : int
-            Number of prompts seen for the first time.
+        UpdateSummary
+            What the update held, for the caller's metrics.
+
+        Notes
+        -----
+        Large updates are processed a group of prompts at a time, each group
+        holding about :data:`UPDATE_CHUNK` rollouts, so the temporary memory
+        stays bounded (about 100 bytes a rollout of a group, plus 18 bytes a
+        rollout of the whole update); the result is the same as at once.
         """
+        raw = success if rewards is None else rewards
+        rows, new = self._rows_of(ids, kind)
+        summary = UpdateSummary(rollouts=ids.size, new_prompts=new)
+        if not ids.size:
+            return summary
+        self.revision += 1
+        if ids.size <= UPDATE_CHUNK:
+            self._record_group(rows, success, costs, raw, summary)
+            return summary
+        for group in _groups_of_prompts(rows, self._size):
+            self._record_group(rows[group], success[group],
+                               None if costs is None else costs[group], raw[group],
+                               summary)  # fmt: skip
+        return summary
+
+    def _rows_of(self, ids: NDArray[Any], kind: IdKind | None) -> tuple[NDArray[np.int64], int]:
+        """Row of every rollout's prompt, rows appended (in sorted id order) for new prompts."""
         size = ids.size
-        # Map every rollout to its row first (ids seen before: a lookup; new ids: rows
-        # appended in sorted id order), then group by row: sorting ints beats sorting ids.
-        # Rollouts of one prompt usually come in runs: look up each run once
-        # (lookup itself looks each distinct id up once).
-        heads = np.ones(size, dtype=np.bool_)
-        np.not_equal(ids[1:], ids[:-1], out=heads[1:])
-        run_starts = np.flatnonzero(heads)
-        run_rows = self.lookup(ids[run_starts])
-        per_rollout = np.repeat(run_rows, np.diff(np.append(run_starts, size)))
-        missing = per_rollout < 0
-        new = 0
-        if missing.any():
-            where = np.flatnonzero(missing)
-            ranked = np.argsort(ids[where], kind="stable")
-            where = where[ranked]
-            sorted_new = ids[where]
-            first = np.ones(where.size, dtype=np.bool_)
-            np.not_equal(sorted_new[1:], sorted_new[:-1], out=first[1:])
-            new_ids = sorted_new[first]
-            new = new_ids.size
-            added = self._insert(new_ids, kind)
-            per_rollout[where] = added[np.cumsum(first) - 1]
-        order = np.argsort(per_rollout, kind="stable")
-        sorted_rows = per_rollout[order]
+        rows = np.empty(size, dtype=np.int64)
+        missing = []
+        for start in range(0, size, UPDATE_CHUNK):
+            chunk = ids[start : start + UPDATE_CHUNK]
+            # Rollouts of one prompt usually come in runs: look up each run once
+            # (lookup itself looks each distinct id up once).
+            heads = np.ones(chunk.size, dtype=np.bool_)
+            np.not_equal(chunk[1:], chunk[:-1], out=heads[1:])
+            run_starts = np.flatnonzero(heads)
+            found = self.lookup(chunk[run_starts])
+            run_lengths = np.diff(run_starts, append=chunk.size)
+            rows[start : start + chunk.size] = np.repeat(found, run_lengths)
+            if (found < 0).any():
+                missing.append(np.unique(chunk[run_starts[found < 0]]))
+        if not missing:
+            return rows, 0
+        new_ids = np.unique(np.concatenate(missing))
+        self._insert(new_ids, kind)
+        for start in range(0, size, UPDATE_CHUNK):
+            part = rows[start : start + UPDATE_CHUNK]
+            unknown = np.flatnonzero(part < 0)
+            if unknown.size:
+                part[unknown] = self.lookup(ids[start + unknown])
+        return rows, int(new_ids.size)
+
+    def _record_group(
+        self,
+        row_of: NDArray[np.int64],
+        success: NDArray[np.bool_],
+        costs: NDArray[np.float64] | None,
+        raw: NDArray[Any],
+        summary: UpdateSummary,
+    ) -> None:
+        """Record the rollouts of a set of prompts that holds all of their rollouts."""
+        size = row_of.size
+        order = np.argsort(row_of, kind="stable")
+        sorted_rows = row_of[order]
         boundary = np.ones(size, dtype=np.bool_)
         np.not_equal(sorted_rows[1:], sorted_rows[:-1], out=boundary[1:])
         starts = np.flatnonzero(boundary)
-        if not size:
-            return order, starts, 0
-        self.revision += 1
         rows = sorted_rows[starts]
         sizes = np.diff(np.append(starts, size))
         group = np.cumsum(boundary) - 1
@@ -359,7 +433,9 @@ class RewardHistory:
         self._shift_hist(new_n, new_s, +1)
         if costs is not None:
             self._record_costs(rows, np.add.reduceat(costs[order], starts) / sizes, sizes)
-        return order, starts, new
+        raw_sorted = raw[order]
+        mixed = np.minimum.reduceat(raw_sorted, starts) != np.maximum.reduceat(raw_sorted, starts)
+        summary.add(sizes, wins, mixed)
 
     def _record_costs(
         self, rows: NDArray[np.int64], batch_mean: NDArray[np.float64], sizes: NDArray[np.int64]
@@ -518,6 +594,23 @@ class RewardHistory:
         history._cost_n = _grown(cost_n, capacity)
         history._shift_hist(np.minimum(total, window), success.sum(axis=1, dtype=np.int64), +1)
         return history
+
+
+def _groups_of_prompts(rows: NDArray[np.int64], tracked: int) -> list[NDArray[np.int64]]:
+    """Split rollouts into groups of whole prompts, about ``UPDATE_CHUNK`` rollouts each.
+
+    Groups are ranges of rows; each lists its rollouts' positions in input
+    order (a stable radix sort by group number).
+    """
+    ends = np.cumsum(np.bincount(rows, minlength=tracked))  # rollouts of rows 0..r
+    # A group ends at the first row where the rollouts so far reach a multiple of the chunk.
+    cuts = np.searchsorted(ends, np.arange(UPDATE_CHUNK, rows.size, UPDATE_CHUNK), side="left")
+    bounds = np.unique(np.concatenate(([0], cuts + 1, [tracked])))
+    number = np.min_scalar_type(bounds.size)
+    group_of_row = np.repeat(np.arange(bounds.size - 1, dtype=number), np.diff(bounds))
+    order = np.argsort(group_of_row[rows], kind="stable")
+    sizes = np.diff(ends[bounds[1:] - 1], prepend=0)
+    return [group for group in np.split(order, np.cumsum(sizes)[:-1]) if group.size]
 
 
 # FNV-1a's 64-bit prime: a multiplier that spreads code points over all bits.

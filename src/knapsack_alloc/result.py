@@ -22,8 +22,10 @@ class AllocationResult:
     objective : float
         Total value ``sum_i Value(counts[i], p_i)``.
     upper_bound : float
-        Proven upper bound on the optimal objective;
-        ``objective == upper_bound`` certifies optimality.
+        Proven upper bound on the optimal objective: the Lagrangian dual bound
+        of :func:`~knapsack_alloc.certify`, or the tighter bound the solver
+        proves (the exact DP's optimum, SCIP's dual bound). Computed in floating
+        point, so it can sit a rounding error below ``objective``.
     total_cost : float
         ``sum_i cost_i * counts[i]`` with the caller's (unrounded) costs.
     budget : float
@@ -33,15 +35,16 @@ class AllocationResult:
     solver : str
         The solver that produced ``counts`` (``"auto"`` resolved).
     status : {'optimal', 'feasible', 'time_limit'}
-        ``optimal``: proven optimal; ``feasible``: within budget, with the gap
-        to ``upper_bound`` unproven; ``time_limit``: a solver stopped early.
+        ``optimal``: ``objective`` and ``upper_bound`` agree within a relative
+        ``1e-9`` (checked, never assumed); ``feasible``: within budget, at most
+        ``gap`` below the optimum; ``time_limit``: a solver stopped early.
     solve_time : float
         Seconds spent in :func:`allocate`, validation included.
     value : str
         Name of the value model.
     cost_rounding : float or None
-        Largest relative rounding error of a cost when ``cost_resolution``
-        was used, else None.
+        Largest relative amount by which a cost was rounded up when
+        ``cost_resolution`` was used, else None.
     """
 
     counts: NDArray[np.int64]

@@ -17,10 +17,42 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knapsack_alloc._problem import EMPTY_TABLE, EMPTY_VECTOR, GainSource
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc._validation import InvalidArgumentError, real_array
 from knapsack_alloc.posterior import BetaPosterior
 
 Estimates = NDArray[np.float64] | BetaPosterior
+
+
+def check_estimates(success_rates: Any) -> Estimates:
+    """Validate success rates in ``[0, 1]`` (or pass a :class:`BetaPosterior` through).
+
+    Parameters
+    ----------
+    success_rates : array_like or BetaPosterior
+        One success probability per prompt, or beliefs about them.
+
+    Returns
+    -------
+    numpy.ndarray of float64 or BetaPosterior
+    """
+    if isinstance(success_rates, BetaPosterior):
+        return success_rates
+    if (
+        isinstance(success_rates, np.ndarray)
+        and success_rates.dtype == np.float64
+        and success_rates.ndim == 1
+        and success_rates.flags.c_contiguous
+        and (success_rates.size == 0 or 0.0 <= success_rates.min() <= success_rates.max() <= 1.0)
+    ):
+        return success_rates  # fast path: already valid (NaN fails the comparisons)
+    rates = real_array("success_rates", success_rates)
+    outside = (rates < 0.0) | (rates > 1.0)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise InvalidArgumentError(
+            f"success_rates[{i}] == {float(rates[i])!r}, must be in [0, 1] (a probability)."
+        )
+    return rates
 
 
 class ValueModel(ABC):
@@ -61,7 +93,7 @@ class NonzeroGradientValue(ValueModel):
 
     ``P_nz(N, p) = 1 - p**N - (1 - p)**N`` is the probability that ``N``
     rollouts contain both a success and a failure, i.e. that GRPO gets a
-    non-zero gradient from the prompt (0 for ``N = 0``). The weight says what
+    non-zero gradient from the prompt (0 for ``N <= 1``). The weight says what
     such a gradient is worth: ``p * (1 - p)**2`` is the paper's *InfoGain*
     (:data:`GRPO`), a weight of 1 counts prompts with a gradient
     (:data:`NONZERO`).
@@ -101,7 +133,7 @@ class NonzeroGradientValue(ValueModel):
             return point_values(np.asarray(counts, dtype=np.int64), estimates, j, k)
         n = np.asarray(counts, dtype=np.float64)
         weight, all_succeed, all_fail = _beta_moments(estimates, (j, k), (n + j, k), (j, n + k))
-        return np.where(n > 0, weight - all_succeed - all_fail, 0.0)
+        return np.where(n > 1, weight - all_succeed - all_fail, 0.0)
 
     def gains(
         self, estimates: Estimates, lower: NDArray[np.int64], span: NDArray[np.int64]

@@ -1,8 +1,11 @@
 """Solver registry: every way to solve a :class:`~knapsack_alloc._problem.Problem`.
 
-``solve(problem, name, time_limit)`` runs the named solver; ``"auto"`` is
+``SOLVERS[name](problem, options)`` runs the named solver; ``"auto"`` is
 resolved here and only here. Kernel modules (and so numba) are imported on
-first use, which keeps ``import knapsack_alloc`` fast.
+first use, which keeps ``import knapsack_alloc`` fast. Solvers return
+rollouts and, where they prove one, a bound; the engine compares the
+objective with the Lagrangian bound (:mod:`knapsack_alloc.certificates`) to set
+the status.
 """
 
 from __future__ import annotations
@@ -15,15 +18,29 @@ from numpy.typing import NDArray
 
 from knapsack_alloc._problem import Problem
 from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.solvers._ties import canonical
 
-# Largest DP table (prompts x budget cells) that "auto" and "dp" will build:
-# the choice table takes 4 bytes a cell.
-DP_MAX_CELLS = 250_000_000
-# Largest general (non-concave) DP that "auto" runs: prompts x budget x span.
+#: Largest general (non-concave) DP that ``"auto"`` runs: prompts x budget x span steps.
 GENERAL_DP_MAX_WORK = 2_000_000_000
 # Relative widening of the Lagrangian windows, so floating-point rounding in
 # the bound can never cut the optimum out.
 _WINDOW_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Limits a caller sets on the solvers.
+
+    Attributes
+    ----------
+    time_limit : float or None
+        Seconds allowed to ``'ortools'``.
+    max_table_bytes : int
+        Largest memory the DP tables of ``'dp'`` and ``'textbook'`` may take.
+    """
+
+    time_limit: float | None
+    max_table_bytes: int
 
 
 @dataclass(frozen=True)
@@ -38,12 +55,38 @@ class GreedyOutput:
 
 @dataclass(frozen=True)
 class SolverOutput:
-    """What a solver returns: extra rollouts above the minimums and a bound."""
+    """What a solver returns.
+
+    Attributes
+    ----------
+    extra : numpy.ndarray of int64
+        Rollouts above each prompt's minimum.
+    bound : float or None
+        A bound on the summed gains of any feasible allocation that the
+        solver itself proves (the DP's table, SCIP's dual bound), if any.
+    price : float or None
+        A price of one cost unit that makes the Lagrangian bound tight or
+        nearly so, if the solver found one (else the engine searches).
+    solver : str
+        The solver that produced ``extra``.
+    timed_out : bool
+        Whether the solver stopped at its time limit.
+    """
 
     extra: NDArray[np.int64]
-    bound: float
-    status: str
+    bound: float | None
+    price: float | None
     solver: str
+    timed_out: bool = False
+
+
+class _TableTooLarge(Exception):
+    """A DP would need more memory than ``max_table_bytes``."""
+
+    def __init__(self, table_bytes: int, units: int) -> None:
+        super().__init__(table_bytes, units)
+        self.table_bytes = table_bytes
+        self.units = units
 
 
 def _table(problem: Problem) -> NDArray[np.float64]:
@@ -81,10 +124,10 @@ def _run_greedy(problem: Problem, table: NDArray[np.float64] | None = None) -> G
 def _spend_leftover(
     problem: Problem, table: NDArray[np.float64], extra: NDArray[np.int64]
 ) -> NDArray[np.int64]:
-    """Hand budget an exact solver left unspent to the greedy order.
+    """Hand budget an exact solver left unspent out in the greedy order.
 
     Gains are never negative, so this keeps the objective and makes unit
-    costs spend the whole budget, with ties settled by the greedy rule.
+    costs spend the whole budget.
     """
     leftover = problem.capacity - int(problem.costs @ extra)
     if leftover <= 0 or table.shape[1] == 0:
@@ -94,20 +137,40 @@ def _spend_leftover(
     return extra + _run_greedy(rest, _shift_rows(table, extra)).extra
 
 
-def _dp_cells(problem: Problem) -> int:
-    return problem.size * (problem.capacity + 1)
+def _finish(
+    problem: Problem, table: NDArray[np.float64], extra: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Bring an exact solver's answer to the one tie rule (see :mod:`._ties`)."""
+    return canonical(
+        table, problem.lower, problem.span, problem.costs, extra, problem.concave,
+        lambda taken: _spend_leftover(problem, table, taken),
+    )  # fmt: skip
 
 
-def _too_large(problem: Problem, name: str) -> str:
-    cells = _dp_cells(problem)
+def _gain_table_bytes(problem: Problem) -> int:
+    return 8 * problem.size * int(problem.span.max(initial=0))
+
+
+def _check_table(bytes_needed: int, problem: Problem, options: SolverOptions) -> None:
+    if bytes_needed > options.max_table_bytes:
+        raise _TableTooLarge(bytes_needed, problem.capacity + 1)
+
+
+def _too_large(problem: Problem, name: str, error: _TableTooLarge, limit: int) -> str:
     return (
-        f"solver={name!r} needs a table of {problem.size} prompts x {problem.capacity + 1} "
-        f"budget units = {cells:.3g} cells, more than the {DP_MAX_CELLS:.3g} allowed; use "
-        "solver='greedy' (a feasible answer with a proven bound) or a coarser cost_resolution."
+        f"solver={name!r} needs a table of {problem.size} prompts x {error.units} budget units, "
+        f"about {_megabytes(error.table_bytes)} in all, more than max_table_bytes == {limit} "
+        f"({_megabytes(limit)}); raise max_table_bytes (or the environment variable "
+        "KNAPSACK_ALLOC_MAX_TABLE_BYTES), use solver='greedy' (a feasible answer with a "
+        "proven bound), or a coarser cost_resolution."
     )
 
 
-def solve_greedy(problem: Problem, time_limit: float | None = None) -> SolverOutput:
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.4g} MiB"
+
+
+def solve_greedy(problem: Problem, options: SolverOptions) -> SolverOutput:
     """Greedy by gain per cost: exact for concave values with unit costs."""
     if not problem.concave:
         raise InvalidArgumentError(
@@ -116,23 +179,26 @@ def solve_greedy(problem: Problem, time_limit: float | None = None) -> SolverOut
             "use solver='dp' or solver='ortools'."
         )
     greedy = _run_greedy(problem)
-    status = "optimal" if greedy.bound <= greedy.taken else "feasible"
-    return SolverOutput(greedy.extra, greedy.bound, status, "greedy")
+    return SolverOutput(greedy.extra, None, greedy.price, "greedy")
 
 
-def _concave_dp(problem: Problem) -> SolverOutput | None:
-    """Exact answer for concave gains, or None when the reduced DP is too large.
+def _concave_dp(problem: Problem, options: SolverOptions) -> SolverOutput:
+    """Exact answer for concave gains; raises ``_TableTooLarge`` when the tables would be.
 
     The greedy answer and its LP bound first; if they do not meet, the LP
     dual price fixes each prompt to a narrow window of rollout counts
     (:func:`~knapsack_alloc.solvers._dp.lagrangian_windows`) and a DP over
-    the windows finishes the job.
+    the windows finishes the job. The optimum is either inside the windows
+    or worth less than the greedy answer, so the DP's value over the
+    windows is a proven bound.
     """
     greedy = _run_greedy(problem)
     if greedy.bound <= greedy.taken:
-        return SolverOutput(greedy.extra, greedy.bound, "optimal", "greedy")
+        return SolverOutput(greedy.extra, None, greedy.price, "greedy")
     from knapsack_alloc.solvers._dp import dp_kernel, lagrangian_windows
 
+    gain_bytes = 2 * _gain_table_bytes(problem)  # the table and its shifted copy
+    _check_table(gain_bytes, problem, options)
     table = _table(problem)
     slack = (greedy.bound - greedy.taken) * (1 + _WINDOW_TOLERANCE) + _WINDOW_TOLERANCE * max(
         abs(greedy.bound), 1e-300
@@ -144,56 +210,70 @@ def _concave_dp(problem: Problem) -> SolverOutput | None:
     )  # fmt: skip
     if reduced.capacity < 0:  # pragma: no cover - the optimum lies inside the windows
         reduced, lo = problem, np.zeros_like(lo)
-    if _dp_cells(reduced) > DP_MAX_CELLS:
-        return None
-    extra, _ = dp_kernel(_shift_rows(table, lo), reduced.span, reduced.costs,
-                         reduced.capacity, True)  # fmt: skip
-    return SolverOutput(_spend_leftover(problem, table, lo + extra), greedy.bound, "optimal", "dp")
+    choice_bytes = 4 * reduced.size * (reduced.capacity + 1)
+    if gain_bytes + choice_bytes > options.max_table_bytes:
+        raise _TableTooLarge(gain_bytes + choice_bytes, reduced.capacity + 1)
+    extra, gain = dp_kernel(_shift_rows(table, lo), reduced.span, reduced.costs,
+                            reduced.capacity, True)  # fmt: skip
+    below = float(table[np.arange(table.shape[1]) < lo[:, None]].sum())
+    extra = _finish(problem, table, lo + extra)
+    return SolverOutput(extra, below + gain, greedy.price, "dp")
 
 
-def solve_dp(problem: Problem, time_limit: float | None = None) -> SolverOutput:
+def solve_dp(problem: Problem, options: SolverOptions) -> SolverOutput:
     """Solve exactly by dynamic programming.
 
     Concave values: Lagrangian windows, then divide and conquer; other
     values: the general scan.
     """
-    if problem.concave:
-        output = _concave_dp(problem)
-        if output is None:
-            raise InvalidArgumentError(_too_large(problem, "dp"))
-        return output
-    if _dp_cells(problem) > DP_MAX_CELLS:
-        raise InvalidArgumentError(_too_large(problem, "dp"))
+    try:
+        if problem.concave:
+            return _concave_dp(problem, options)
+        table_bytes = _gain_table_bytes(problem) + 4 * problem.size * (problem.capacity + 1)
+        _check_table(table_bytes, problem, options)
+    except _TableTooLarge as error:
+        raise InvalidArgumentError(
+            _too_large(problem, "dp", error, options.max_table_bytes)
+        ) from None
     from knapsack_alloc.solvers._dp import dp_kernel
 
     table = _table(problem)
     extra, gain = dp_kernel(table, problem.span, problem.costs, problem.capacity, False)
-    return SolverOutput(_spend_leftover(problem, table, extra), gain, "optimal", "dp")
+    return SolverOutput(_finish(problem, table, extra), gain, None, "dp")
 
 
-def solve_textbook(problem: Problem, time_limit: float | None = None) -> SolverOutput:
+def solve_textbook(problem: Problem, options: SolverOptions) -> SolverOutput:
     """Solve with the O(n * B * U) NumPy baseline."""
-    if _dp_cells(problem) > DP_MAX_CELLS:
-        raise InvalidArgumentError(_too_large(problem, "textbook"))
+    # The int64 choice table, and the gain table.
+    table_bytes = _gain_table_bytes(problem) + 8 * problem.size * (problem.capacity + 1)
+    try:
+        _check_table(table_bytes, problem, options)
+    except _TableTooLarge as error:
+        raise InvalidArgumentError(
+            _too_large(problem, "textbook", error, options.max_table_bytes)
+        ) from None
     from knapsack_alloc.solvers._textbook import textbook_dp
 
     table = _table(problem)
     extra, gain = textbook_dp(table, problem.span, problem.costs, problem.capacity)
-    return SolverOutput(_spend_leftover(problem, table, extra), gain, "optimal", "textbook")
+    return SolverOutput(_finish(problem, table, extra), gain, None, "textbook")
 
 
-def solve_ortools(problem: Problem, time_limit: float | None = None) -> SolverOutput:
+def solve_ortools(problem: Problem, options: SolverOptions) -> SolverOutput:
     """Mixed-integer programme solved by OR-Tools' SCIP."""
     from knapsack_alloc.solvers._ortools import ortools_mip
 
     table = _table(problem)
     extra, bound, status = ortools_mip(
-        table, problem.span, problem.costs, problem.capacity, time_limit, problem.concave
+        table, problem.span, problem.costs, problem.capacity, options.time_limit,
+        problem.concave,
+    )  # fmt: skip
+    return SolverOutput(
+        _finish(problem, table, extra), bound, None, "ortools", timed_out=status == "time_limit"
     )
-    return SolverOutput(_spend_leftover(problem, table, extra), bound, status, "ortools")
 
 
-def solve_auto(problem: Problem, time_limit: float | None = None) -> SolverOutput:
+def solve_auto(problem: Problem, options: SolverOptions) -> SolverOutput:
     """Pick the fastest exact method for the instance.
 
     Concave values with unit costs: the greedy kernel (exact). Concave values
@@ -204,20 +284,22 @@ def solve_auto(problem: Problem, time_limit: float | None = None) -> SolverOutpu
     """
     if problem.concave:
         if problem.unit_cost:
-            return solve_greedy(problem)
-        output = _concave_dp(problem)
-        return output if output is not None else solve_greedy(problem)
-    work = _dp_cells(problem) * int(problem.span.max(initial=1))
+            return solve_greedy(problem, options)
+        try:
+            return _concave_dp(problem, options)
+        except _TableTooLarge:
+            return solve_greedy(problem, options)
+    work = problem.size * (problem.capacity + 1) * int(problem.span.max(initial=1))
     if work > GENERAL_DP_MAX_WORK:
         raise InvalidArgumentError(
             f"this instance has gains that increase with N and needs a general DP of {work:.3g} "
             f"steps (limit {GENERAL_DP_MAX_WORK:.3g}); use solver='ortools' with a time_limit, "
             "min_rollouts >= 1, or a smaller budget."
         )
-    return solve_dp(problem)
+    return solve_dp(problem, options)
 
 
-SOLVERS: dict[str, Callable[[Problem, float | None], SolverOutput]] = {
+SOLVERS: dict[str, Callable[[Problem, SolverOptions], SolverOutput]] = {
     "auto": solve_auto,
     "greedy": solve_greedy,
     "dp": solve_dp,

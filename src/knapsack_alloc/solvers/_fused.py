@@ -2,9 +2,9 @@
 
 With scalar bounds and unit costs, :func:`knapsack_alloc.allocate` spends
 most of its time crossing from Python into numba. This kernel chains the
-same three kernels as the general path (gain terms, greedy, values) inside
-one compiled call, so the answer is bit-identical and the overhead is paid
-once.
+same kernels as the general path (gain terms, greedy, values, the
+Lagrangian bound at the greedy's price) inside one compiled call, so the
+answer is bit-identical and the overhead is paid once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from knapsack_alloc._jit import kernel
 from knapsack_alloc._value_kernels import point_gain_terms, point_values
+from knapsack_alloc.solvers._dual import dual_gap
 from knapsack_alloc.solvers._greedy import greedy_kernel
 
 
@@ -25,11 +26,12 @@ def point_rates_greedy(
     capacity: int,
     p_power: int,
     q_power: int,
-) -> tuple[NDArray[np.int64], float]:
+) -> tuple[NDArray[np.int64], float, float]:
     """Greedy allocation of ``capacity`` unit-cost rollouts above ``lower`` each.
 
-    Returns the rollouts per prompt and their total value
-    ``sum p**p_power (1-p)**q_power P_nz(N, p)``.
+    Returns the rollouts per prompt, their total value
+    ``sum p**p_power (1-p)**q_power P_nz(N, p)`` and the Lagrangian upper
+    bound at the greedy's price (the objective plus the most it can miss).
     """
     size = rates.shape[0]
     lowers = np.full(size, lower, dtype=np.int64)
@@ -37,9 +39,14 @@ def point_rates_greedy(
     costs = np.ones(size, dtype=np.int64)
     term_a, term_b, q = point_gain_terms(rates, lowers, p_power, q_power)
     unused = np.empty(0, dtype=np.float64)
-    extra, _, _, _ = greedy_kernel(
-        lowers, spans, costs, capacity, term_a, term_b, rates, q, unused, 0.0,
-        np.empty((0, 0), dtype=np.float64), False,
-    )  # fmt: skip
+    no_table = np.empty((0, 0), dtype=np.float64)
+    extra, _, _, price = greedy_kernel(
+        lowers, spans, costs, capacity, term_a, term_b, rates, q, unused, 0.0, no_table, False
+    )
     counts = lowers + extra
-    return counts, point_values(counts, rates, p_power, q_power).sum()
+    gap = dual_gap(
+        lowers, spans, np.ones(size), float(capacity), term_a, term_b, rates, q, unused, 0.0,
+        no_table, False, True, price, extra,
+    )  # fmt: skip
+    objective = point_values(counts, rates, p_power, q_power).sum()
+    return counts, objective, objective + gap

@@ -90,9 +90,10 @@ def greedy_kernel(
     bound : float
         LP-relaxation bound on the sum of gains of any feasible allocation
         (equal to ``taken`` when the greedy answer is optimal by construction).
-    multiplier : float
-        Gain per cost unit of the first rollout that did not fit (the LP
-        dual price), or 0 when none was turned away.
+    price : float
+        Largest gain per cost unit among the rollouts not taken (0 when every
+        prompt holds its maximum). When the budget ran out mid-order this is
+        the first rollout turned away, the LP dual price.
     """
     size = lower.shape[0]
     extra = np.zeros(size, dtype=np.int64)
@@ -196,13 +197,11 @@ def greedy_kernel(
     for pos in range(heap_size // 2 - 1, -1, -1):
         _sift_down(heap, heap_size, pos, key, held)
     bound = math.nan
-    multiplier = 0.0
     while remaining > 0 and heap_size > 0:
         i = heap[0]
         if costs[i] > remaining:
             if math.isnan(bound):
-                multiplier = key[i]
-                bound = taken + multiplier * remaining
+                bound = taken + key[i] * remaining
             heap_size -= 1
             heap[0] = heap[heap_size]
         else:
@@ -221,4 +220,8 @@ def greedy_kernel(
             _sift_down(heap, heap_size, 0, key, held)
     if math.isnan(bound):
         bound = taken
-    return extra, taken, bound, multiplier
+    price = 0.0
+    for i in range(size):
+        if extra[i] < span[i]:
+            price = max(price, key[i])
+    return extra, taken, bound, price
