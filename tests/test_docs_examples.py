@@ -1,4 +1,4 @@
-"""Every code example in docs/ runs and shows what the page says it shows.
+"""Every code example in docs/ and the README runs and shows what the page says it shows.
 
 Each page's blocks run in order, in one namespace per page and in a
 temporary folder of their own (holding a copy of ``examples/``), so a page
@@ -54,7 +54,7 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"{self.page.relative_to(DOCS)}:{self.line}"
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
 def parse_blocks(page: Path) -> list[Block]:
@@ -85,7 +85,7 @@ def parse_blocks(page: Path) -> list[Block]:
     return blocks
 
 
-PAGES = sorted(DOCS.rglob("*.md"))
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 BLOCKS = [block for page in PAGES for block in parse_blocks(page)]
 RUN = [b for b in BLOCKS if b.lang in ("python", "py", "pycon", "console")]
 SHELL = [b for b in BLOCKS if b.lang in ("bash", "sh", "shell")]

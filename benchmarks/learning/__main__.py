@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks.learning [--quick] [--seeds K] [--steps S] ...``."""
+"""Command line: ``python -m benchmarks.learning [--quick] [--seeds K] [--policies ...] ...``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.learning.design import CPU, CUDA, POLICIES, QUICK_STEPS, Settings
+from benchmarks.learning.design import (
+    ALL_POLICIES,
+    CPU,
+    CUDA,
+    POLICIES,
+    QUICK_STEPS,
+    Policy,
+    Settings,
+)
 
 # Everything is built locally; never reach for the Hugging Face Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.learning",
         description="Train a tiny Llama with GRPO through KnapsackGRPOTrainer under uniform, "
         "knapsack-paper and knapsack-bayes allocation at equal rollouts, plus uniform at 1.5x "
-        "and 2x the rollouts, and report what each learned.",
+        "and 2x the rollouts, and report what each learned (--policies picks others, such as "
+        "the options for large groups).",
     )
     parser.add_argument(
         "--quick", action="store_true", help=f"one seed and {QUICK_STEPS} steps (a smoke run)"
@@ -33,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--plot", type=Path, default=None, help="write the figure here (PNG)")
+    parser.add_argument(
+        "--policies",
+        default=",".join(policy.name for policy in POLICIES),
+        help="comma-separated policies to train, in report order (default: the main experiment's "
+        f"{len(POLICIES)}); also: " + ", ".join(p.name for p in ALL_POLICIES if p not in POLICIES),
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument(
         "--workers",
@@ -42,6 +57,21 @@ def _parser() -> argparse.ArgumentParser:
         "at most 2; always 1 on cuda)",
     )
     return parser
+
+
+def _policies(names: str) -> list[Policy]:
+    known = {policy.name: policy for policy in ALL_POLICIES}
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if not chosen or unknown:
+        problem = f"unknown {', '.join(unknown)}" if unknown else "empty"
+        raise SystemExit(
+            f"error: --policies {names!r}: {problem}; choose from {', '.join(known)} "
+            "(comma-separated)."
+        )
+    if len(set(chosen)) != len(chosen):
+        raise SystemExit(f"error: --policies {names!r} names a policy twice.")
+    return [known[name] for name in chosen]
 
 
 def _settings(options: argparse.Namespace) -> tuple[Settings, list[int], int]:
@@ -91,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the experiment; return the exit status."""
     options = _parser().parse_args(argv)
     settings, seeds, workers = _settings(options)
+    policies = _policies(options.policies)
     _check_device(options.device)
 
     from benchmarks.learning import summary
@@ -101,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     started = time.perf_counter()
     print(
-        f"{len(POLICIES)} policies x {len(seeds)} seed(s) x {settings.steps} steps, "
+        f"{len(policies)} policies x {len(seeds)} seed(s) x {settings.steps} steps, "
         f"{settings.budget} rollouts per step at 1x, {workers} worker(s), "
         f"load average {load_before}",
         flush=True,
@@ -109,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(record: Any, done: int, total: int) -> None:
         print(
-            f"  [{done}/{total}] {record.policy:<15} seed {record.seed}: final success "
+            f"  [{done}/{total}] {record.policy:<26} seed {record.seed}: final success "
             f"{record.series['mean_success'][-1]:.3f}, {time.perf_counter() - started:.0f} s",
             flush=True,
         )
 
-    records = run_all(settings, POLICIES, seeds, workers, progress)
-    check_fairness(records, POLICIES, settings)
+    records = run_all(settings, policies, seeds, workers, progress)
+    check_fairness(records, policies, settings)
     elapsed = time.perf_counter() - started
     document = {
         "experiment": "GRPO with KnapsackGRPOTrainer: learning per rollout by allocation policy",
@@ -130,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "policies": {
             policy.name: summary.policy_entry(policy, records, settings, seeds)
-            for policy in POLICIES
+            for policy in policies
         },
-        "compute_to_match": summary.compute_to_match(records, settings, seeds),
-        "population": summary.population(records, settings, seeds),
+        "compute_to_match": summary.compute_to_match(records, settings, seeds, policies),
+        "population": summary.population(records, settings, seeds, policies[0]),
         "environment": {
             **_versions(),
             "workers": workers,

@@ -30,6 +30,9 @@ SERIES = (
     "reward_variance",
     "allocator_s",
     "wall_s",
+    "advantage_abs_max",
+    "advantage_abs_max_unclipped",
+    "advantages_clipped",
 )
 
 
@@ -119,11 +122,26 @@ class Policy:
     group_size : int
         Rollouts per prompt for uniform; for the allocator, the budget is
         ``prompts_per_step * group_size``.
+    advantage_clip : float or None
+        ``KnapsackGRPOTrainer``'s ``advantage_clip`` (None: no clipping).
+    group_weighting : str
+        ``KnapsackGRPOTrainer``'s ``group_weighting``.
     """
 
     name: str
     preset: str | None
     group_size: int
+    advantage_clip: float | None = None
+    group_weighting: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.preset is None and (
+            self.advantage_clip is not None or self.group_weighting != "none"
+        ):
+            raise ValueError(
+                f"policy {self.name!r}: advantage_clip and group_weighting are options of "
+                "KnapsackGRPOTrainer; give the policy a preset, or leave them at None and 'none'."
+            )
 
     def budget(self, settings: Settings) -> int:
         """Rollouts this policy spends per step."""
@@ -141,7 +159,28 @@ LARGER_UNIFORM = (
     Policy("uniform-1.5x", None, NUM_GENERATIONS * 3 // 2),
     Policy("uniform-2x", None, NUM_GENERATIONS * 2),
 )
+#: The main experiment's policies: what a run trains unless told otherwise.
 POLICIES = COMPARED + LARGER_UNIFORM
+#: The options for large groups (``docs/integrations/trl.md``, "Large groups"),
+#: run on request (``--policies``) next to the main experiment, whose settings
+#: they share: the recommendation (clip at 5, the framework's own weighting) for
+#: both presets, and for paper the same clip with per-prompt ``sqrt`` weighting,
+#: so that it differs from the recommendation in the weighting alone. Uniform
+#: needs no clipped variant: a group of 8 has advantages of at most
+#: ``(1 - 1/8) sqrt(8) = 2.47``.
+LARGE_GROUPS = (
+    Policy("knapsack-paper-clip5", "paper", NUM_GENERATIONS, advantage_clip=5.0),
+    Policy("knapsack-bayes-clip5", "bayes", NUM_GENERATIONS, advantage_clip=5.0),
+    Policy(
+        "knapsack-paper-clip5-sqrt",
+        "paper",
+        NUM_GENERATIONS,
+        advantage_clip=5.0,
+        group_weighting="sqrt",
+    ),
+)
+#: Every policy ``--policies`` can name.
+ALL_POLICIES = POLICIES + LARGE_GROUPS
 
 
 def build_model(settings: Settings, vocab_size: int, pad_id: int, eos_id: int, seed: int) -> Any:

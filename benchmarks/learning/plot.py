@@ -13,8 +13,17 @@ COLOURS = {
     "knapsack-bayes": "#1f77b4",
     "uniform-1.5x": "#9e9e9e",
     "uniform-2x": "#bdbdbd",
+    "knapsack-paper-clip5": "#ff7f0e",
+    "knapsack-bayes-clip5": "#17becf",
+    "knapsack-paper-clip5-sqrt": "#9467bd",
 }
-STYLES = {"uniform-1.5x": "--", "uniform-2x": ":"}
+STYLES = {
+    "uniform-1.5x": "--",
+    "uniform-2x": ":",
+    "knapsack-paper-clip5": "--",
+    "knapsack-bayes-clip5": "--",
+    "knapsack-paper-clip5-sqrt": "-.",
+}
 
 
 def smooth(values: np.ndarray[Any, Any], window: int) -> np.ndarray[Any, Any]:

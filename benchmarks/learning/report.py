@@ -19,6 +19,7 @@ COLUMNS = (
     ("final_solved", "solved", 1),
     ("heldout_change", "held-out change", 3),
     ("max_group", "max group", 0),
+    ("max_abs_advantage", "max |advantage|", 2),
     ("wall_s", "wall s", 0),
 )
 
@@ -41,12 +42,14 @@ def print_report(document: dict[str, Any]) -> None:
             f"{name:<{width}}{entry['rollouts']:>9.0f}"
             + "".join(f"{_cell(seeds[key], digits):>18}" for key, _, digits in COLUMNS)
         )
-    uniform = policies["uniform"]["effective_gradient_ratio"]
-    for name in ("knapsack-paper", "knapsack-bayes"):
-        print(
-            f"{name} effective-gradient ratio / uniform's: "
-            f"{policies[name]['effective_gradient_ratio'] / uniform:.2f}"
-        )
+    if "uniform" in policies:
+        uniform = policies["uniform"]["effective_gradient_ratio"]
+        for name, entry in policies.items():
+            if entry["preset"] is not None:
+                print(
+                    f"{name} effective-gradient ratio / uniform's: "
+                    f"{entry['effective_gradient_ratio'] / uniform:.2f}"
+                )
     for target, match in document["compute_to_match"].items():
         print(f"rollouts uniform needs to reach {target}'s success, as a multiple of {target}'s:")
         for step, budgets in match["by_step"].items():
@@ -75,6 +78,9 @@ FIGURE_ROWS = (
     ("wall_s", "wall time of the training steps (s)", 0),
     ("allocator_s", "of which in the allocator (s)", 2),
     ("success_z", "z of rewards against exact p", 2),
+    ("max_abs_advantage", "largest absolute advantage trained on", 2),
+    ("max_abs_advantage_unclipped", "the same before clipping and weighting", 2),
+    ("advantages_clipped", "share of rollouts clipped", 4),
 )
 
 
@@ -85,22 +91,45 @@ def _spread_cell(figure: dict[str, Any], digits: int) -> str:
     )
 
 
-def markdown(document: dict[str, Any]) -> str:
-    """The figures table, the paired differences and the compute-to-match table."""
-    policies = document["policies"]
+def figures_table(policies: dict[str, Any]) -> list[str]:
+    """Lines of the table of every figure, mean ± sd (min to max) over seeds, one column a policy.
+
+    A figure a policy's result file does not hold (older files lack some) is
+    ``n/a``; a figure none of them holds is left out.
+    """
     names = list(policies)
     lines = [
         "| figure | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
     ]
     for key, label, digits in FIGURE_ROWS:
-        cells = [_spread_cell(policies[name]["over_seeds"][key], digits) for name in names]
+        held = [key in policies[name]["over_seeds"] for name in names]
+        if not any(held):
+            continue
+        cells = [
+            _spread_cell(policies[name]["over_seeds"][key], digits) if has else "n/a"
+            for name, has in zip(names, held, strict=True)
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    uniform = policies["uniform"]["over_seeds"]
+    return lines
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The figures table, the paired differences and the compute-to-match table.
+
+    The paired differences and compute-to-match need a ``uniform`` policy,
+    and are left out without one.
+    """
+    policies = document["policies"]
+    names = list(policies)
+    lines = figures_table(policies)
+    uniform = policies["uniform"]["over_seeds"] if "uniform" in policies else None
     for key, label in (
         ("effective_gradient_ratio", "effective-gradient ratio / uniform's, per seed"),
         ("final_success", "final success - uniform's, per seed"),
     ):
+        if uniform is None:
+            break
         base = np.asarray(uniform[key]["values"])
         cells = []
         for name in names:
@@ -110,7 +139,9 @@ def markdown(document: dict[str, Any]) -> str:
                 ", ".join(f"{v:+.3f}" if "ratio" not in key else f"{v:.2f}" for v in paired)
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", _match_table(document), "", exactness(document)]
+    if document["compute_to_match"]:
+        lines += ["", _match_table(document)]
+    lines += ["", exactness(document)]
     return "\n".join(lines)
 
 

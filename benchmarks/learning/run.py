@@ -57,7 +57,10 @@ class RunRecord:
         rollouts of the reward, of its exact success probability when it was
         sampled, and of ``p (1 - p)``: a check that the exact success rates
         are the sampling probabilities. ``allocator_s`` is the time spent in
-        the allocator's ``plan`` and ``update``.
+        the allocator's ``plan`` and ``update``. ``advantage_abs_max`` is the
+        largest absolute advantage the step trained on (after clipping and
+        weighting), ``advantage_abs_max_unclipped`` the same before them, and
+        ``advantages_clipped`` the share of rollouts whose advantage was clipped.
     set_sizes : list of int
         Answer-set size of every prompt (training prompts first).
     setup_s : float
@@ -106,9 +109,11 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
         tokenizer: Any,
         budget: int,
         allocator: RecordingAllocator | None,
+        trainer: Any,
     ) -> None:
         self.record, self.reward, self.population = record, reward, population
         self.tokenizer, self.budget, self.allocator = tokenizer, budget, allocator
+        self.trainer = trainer
         self.allocator_seconds = 0.0
         self.before = record.initial_success
         self.started = 0.0
@@ -139,6 +144,7 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
         delta = after[:train] - self.before[:train]
         p_rollouts = self.before[ids]
         spent = 0.0 if self.allocator is None else self.allocator.seconds
+        advantages = self._advantages(ids.size)
         row = {
             "rollouts": float(ids.size),
             "effective_ratio": float(counts[mixed].sum() / ids.size),
@@ -158,6 +164,7 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
             "reward_variance": float((p_rollouts * (1.0 - p_rollouts)).sum()),
             "allocator_s": spent - self.allocator_seconds,
             "wall_s": wall,
+            **advantages,
         }
         for name, value in row.items():
             self.record.series[name].append(value)
@@ -167,6 +174,33 @@ class _Measure(TrainerCallback):  # type: ignore[misc]
         )
         self.before = after
         self.allocator_seconds = spent
+
+    def _advantages(self, rollouts: int) -> dict[str, float]:
+        """The step's largest absolute advantage, after and before the adapter's clip.
+
+        Read from the trainer's own logs of the step (TRL keeps the advantages
+        it trained on; ``KnapsackGRPOTrainer`` logs them after clipping and
+        weighting, and its ``knapsack/groups`` metrics before), so nothing is
+        recomputed here.
+        """
+        trained = np.abs(np.asarray(self.trainer._logs["advantages"], dtype=np.float64))
+        if trained.size != rollouts:
+            raise RuntimeError(
+                f"the trainer logged {trained.size} advantages for a step of {rollouts} rollouts."
+            )
+        largest = float(trained.max())
+        if self.allocator is None:  # stock TRL: nothing is clipped
+            return {
+                "advantage_abs_max": largest,
+                "advantage_abs_max_unclipped": largest,
+                "advantages_clipped": 0.0,
+            }
+        metrics = self.trainer._metrics["train"]
+        return {
+            "advantage_abs_max": largest,
+            "advantage_abs_max_unclipped": metrics["knapsack/groups/advantage_abs_max"][-1],
+            "advantages_clipped": metrics["knapsack/groups/advantages_clipped"][-1],
+        }
 
 
 def _config(settings: Settings, policy: Policy, seed: int, output_dir: str) -> Any:
@@ -230,10 +264,17 @@ def train(settings: Settings, policy: Policy, seed: int, population: Population)
             trainer = GRPOTrainer(**kwargs)
         else:
             allocator = RecordingAllocator(policy.preset)
-            trainer = KnapsackGRPOTrainer(**kwargs, allocator=allocator)
+            trainer = KnapsackGRPOTrainer(
+                **kwargs,
+                allocator=allocator,
+                advantage_clip=policy.advantage_clip,
+                group_weighting=policy.group_weighting,
+            )
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(
-            _Measure(record, reward, population, tokenizer, policy.budget(settings), allocator)
+            _Measure(
+                record, reward, population, tokenizer, policy.budget(settings), allocator, trainer
+            )
         )
         record.setup_s = time.perf_counter() - started
         trainer.train()

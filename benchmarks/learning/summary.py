@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from benchmarks.learning.design import COMPARED, LARGER_UNIFORM, SERIES, Policy, Settings
+from benchmarks.learning.design import POLICIES, SERIES, Policy, Settings
 
 if TYPE_CHECKING:
     from benchmarks.learning.run import RunRecord
@@ -33,6 +33,9 @@ FIGURES = (
     "wall_s",
     "allocator_s",
     "success_z",
+    "max_abs_advantage",
+    "max_abs_advantage_unclipped",
+    "advantages_clipped",
 )
 
 
@@ -46,6 +49,9 @@ def run_figures(run: RunRecord, settings: Settings) -> dict[str, float]:
     prompts': 0 when learning is prompt-specific, 1 when it is generic.
     ``offbatch_transfer`` is the mean per-step change of the training prompts
     outside the step's batch divided by that of the prompts in it.
+    ``max_abs_advantage`` is the largest absolute advantage trained on in
+    any step (``..._unclipped``: before the adapter's clip and weighting);
+    ``advantages_clipped`` is the share of the run's rollouts that were clipped.
     """
     train = settings.train_prompts
     series = run.series
@@ -69,6 +75,9 @@ def run_figures(run: RunRecord, settings: Settings) -> dict[str, float]:
         "wall_s": float(np.sum(series["wall_s"])),
         "allocator_s": float(np.sum(series["allocator_s"])),
         "success_z": run.success_z,
+        "max_abs_advantage": float(np.max(series["advantage_abs_max"])),
+        "max_abs_advantage_unclipped": float(np.max(series["advantage_abs_max_unclipped"])),
+        "advantages_clipped": float(np.mean(series["advantages_clipped"])),
     }
 
 
@@ -103,19 +112,24 @@ def compute_to_match(
     records: dict[tuple[str, int], RunRecord],
     settings: Settings,
     seeds: Sequence[int],
-    targets: Sequence[Policy] = COMPARED[1:],
-    uniforms: Sequence[Policy] = (COMPARED[0], *LARGER_UNIFORM),
+    policies: Sequence[Policy] = POLICIES,
 ) -> dict[str, Any]:
-    """Rollouts each uniform budget needs to reach each target policy's success.
+    """Rollouts each uniform budget needs to reach each allocating policy's success.
 
-    ``final`` is the success the target reached at its last step (the
-    headline figure); ``by_step`` repeats it for the success the target had
-    after each `CHECKPOINTS` fraction of its steps. Each entry is given per
+    The targets are the ``policies`` with a preset, the uniform budgets those
+    without; the result is empty when either is missing. ``final`` is the
+    success the target reached at its last step (the headline figure);
+    ``by_step`` repeats it for the success the target had after each
+    `CHECKPOINTS` fraction of its steps. Each entry is given per
     seed and on the curves averaged over seeds; ``ratio`` is the rollouts
     uniform needed divided by the rollouts the target had spent, and None
     means uniform at that budget never got there within the run.
     """
+    targets = [policy for policy in policies if policy.preset is not None]
+    uniforms = [policy for policy in policies if policy.preset is None]
     result: dict[str, Any] = {}
+    if not uniforms:
+        return result
     for target in targets:
         steps = sorted({max(1, round(f * settings.steps)) for f in CHECKPOINTS})
         by_step = {
@@ -167,17 +181,21 @@ def _reach(
 
 
 def population(
-    records: dict[tuple[str, int], RunRecord], settings: Settings, seeds: Sequence[int]
+    records: dict[tuple[str, int], RunRecord],
+    settings: Settings,
+    seeds: Sequence[int],
+    policy: Policy = POLICIES[0],
 ) -> dict[str, Any]:
     """Per seed, each prompt's answer-set size and exact initial success (train, then held out).
 
     Every policy of a seed starts from the same weights (checked), so any
-    run's initial rates will do. This is what a simulator is calibrated on.
+    run's initial rates will do (those of ``policy``). This is what a
+    simulator is calibrated on.
     """
     train = settings.train_prompts
     out: dict[str, Any] = {}
     for seed in seeds:
-        run = records[COMPARED[0].name, seed]
+        run = records[policy.name, seed]
         out[str(seed)] = {
             "train_set_sizes": run.set_sizes[:train],
             "heldout_set_sizes": run.set_sizes[train:],
@@ -209,6 +227,8 @@ def policy_entry(
     return {
         "group_size": policy.group_size,
         "preset": policy.preset,
+        "advantage_clip": policy.advantage_clip,
+        "group_weighting": policy.group_weighting,
         "budget_per_step": policy.budget(settings),
         **{name: over_seeds[name]["mean"] for name in FIGURES},
         "over_seeds": over_seeds,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 from dataclasses import replace
@@ -17,9 +19,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from benchmarks.learning import __main__ as cli  # noqa: E402
-from benchmarks.learning import calibrate, report  # noqa: E402
+from benchmarks.learning import calibrate, compare, report  # noqa: E402
 from benchmarks.learning.design import (  # noqa: E402
+    ALL_POLICIES,
     CPU,
+    LARGE_GROUPS,
     NUM_GENERATIONS,
     POLICIES,
     ModelSize,
@@ -154,6 +158,45 @@ def test_every_policy_spends_its_budget_on_the_same_prompts(toy_records):
     assert toy_records["uniform", 0].series["largest_group"] == [NUM_GENERATIONS] * TOY.steps
 
 
+def test_clipped_runs_train_on_clipped_advantages(toy_records):
+    # A clip of 1 bites on groups of 8 (a lone success gets 2.47). The first step is the same
+    # in every run of a seed (8 rollouts per prompt, same samples), so the clipped run's
+    # advantages before clipping are the unclipped runs' advantages, stock TRL's included.
+    clipped = run_one(TOY, Policy("paper-clip1", "paper", NUM_GENERATIONS, 1.0), seed=0)
+    first = {
+        name: {key: record.series[key][0] for key in ("advantage_abs_max", "mean_success")}
+        for name, record in (
+            ("uniform", toy_records["uniform", 0]),
+            ("paper", toy_records["knapsack-paper", 0]),
+        )
+    }
+    unclipped = first["uniform"]["advantage_abs_max"]
+    assert unclipped > 1.1  # the clip of 1 bites
+    assert first["paper"]["advantage_abs_max"] == pytest.approx(unclipped, abs=1e-5)
+    assert clipped.series["advantage_abs_max_unclipped"][0] == pytest.approx(unclipped, abs=1e-5)
+    assert max(clipped.series["advantage_abs_max"]) == pytest.approx(1.0)
+    assert min(clipped.series["advantages_clipped"]) > 0
+    assert clipped.series["mean_success"][0] != pytest.approx(first["paper"]["mean_success"])
+    for record in (toy_records["uniform", 0], toy_records["knapsack-paper", 0]):
+        assert record.series["advantages_clipped"] == [0.0] * TOY.steps
+        assert record.series["advantage_abs_max"] == record.series["advantage_abs_max_unclipped"]
+
+
+def test_large_group_variants_change_nothing_but_the_options():
+    assert len({policy.name for policy in ALL_POLICIES}) == len(ALL_POLICIES)
+    main = {policy.preset: policy for policy in POLICIES if policy.preset is not None}
+    for variant in LARGE_GROUPS:
+        base = main[variant.preset]
+        assert variant.advantage_clip == 5.0
+        assert replace(variant, name=base.name, advantage_clip=None, group_weighting="none") == base
+    assert cli._policies(cli._parser().parse_args([]).policies) == list(POLICIES)
+
+
+def test_only_the_adapter_clips():
+    with pytest.raises(ValueError, match="options of KnapsackGRPOTrainer"):
+        Policy("uniform-clip5", None, NUM_GENERATIONS, advantage_clip=5.0)
+
+
 def test_training_changes_the_model(toy_records):
     record = toy_records["uniform-2x", 0]
     assert not np.allclose(record.final_success, record.initial_success)
@@ -236,12 +279,24 @@ def test_compute_to_match_counts_rollouts_to_the_target():
     assert bayes["uniform-1.5x"]["per_seed"][0]["step"] == 2
 
 
-def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
-    out, png = tmp_path / "result.json", tmp_path / "result.png"
-    status = cli.main(
-        ["--steps", "2", "--seeds", "1", "--workers", "1", "--json", str(out), "--plot", str(png)]
-    )
+#: The command line's arguments for a two-step, one-seed run at the experiment's own size.
+SHORT = ["--steps", "2", "--seeds", "1", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """The main experiment for two steps: the result file, the figure and what was printed."""
+    folder = tmp_path_factory.mktemp("short")
+    out, png = folder / "result.json", folder / "result.png"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = cli.main([*SHORT, "--json", str(out), "--plot", str(png)])
     assert status == 0
+    return out, png, printed.getvalue()
+
+
+def test_command_line_writes_the_json_and_the_plot(short_run, tmp_path):
+    out, png, printed = short_run
     document = json.loads(out.read_text())
     assert document["seeds"] == [0]
     assert set(document["policies"]) == {policy.name for policy in POLICIES}
@@ -256,7 +311,7 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
     assert len(initial["train_initial_success"]) == CPU.train_prompts
     assert len(initial["heldout_initial_success"]) == CPU.heldout_prompts
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "effective-gradient ratio / uniform's" in capsys.readouterr().out
+    assert "effective-gradient ratio / uniform's" in printed
     tables = report.markdown(document)
     assert tables.startswith("| figure | uniform | knapsack-paper | knapsack-bayes |")
     assert "| knapsack-paper | 2 |" in tables and "Per-step z of rewards" in tables
@@ -270,6 +325,68 @@ def test_command_line_writes_the_json_and_the_plot(tmp_path, capsys):
         for name in calibrate.POLICIES:
             assert len(model["predicted"][name]["mean_success"]) == 2
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_line_runs_the_chosen_policies(short_run, tmp_path):
+    out = tmp_path / "variants.json"
+    names = [policy.name for policy in LARGE_GROUPS[1:]]
+    assert cli.main(["--policies", ",".join(names), *SHORT, "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert list(document["policies"]) == names
+    for policy in LARGE_GROUPS[1:]:
+        entry = document["policies"][policy.name]
+        assert (entry["preset"], entry["advantage_clip"], entry["group_weighting"]) == (
+            policy.preset,
+            policy.advantage_clip,
+            policy.group_weighting,
+        )
+        assert entry["rollouts"] == 2 * CPU.budget
+        assert entry["max_abs_advantage"] <= policy.advantage_clip
+    assert document["compute_to_match"] == {}  # no uniform run to compare with
+    tables = report.markdown(document)
+    assert "| largest absolute advantage trained on |" in tables
+    assert "uniform's, per seed" not in tables
+
+    # Against the main policies' runs: in these two steps (the first epoch, groups of 8) the
+    # options never act, so each variant's run is its reference's, step for step.
+    reference = json.loads(short_run[0].read_text())
+    tables = compare.markdown(document, reference)
+    assert tables.startswith(
+        "| figure | uniform | knapsack-bayes | knapsack-bayes-clip5 | knapsack-paper | "
+        "knapsack-paper-clip5-sqrt |"
+    )
+    assert "| knapsack-bayes-clip5 | knapsack-bayes | yes (options first act at steps never) |" in (
+        tables
+    )
+    assert "| largest absolute advantage trained on |" in tables
+    tampered = copy.deepcopy(document)
+    tampered["policies"]["knapsack-bayes-clip5"]["runs"][0]["series"]["mean_success"][1] += 0.1
+    assert "no: seed 0 differs from step 2, options first act at step None" in (
+        compare.markdown(tampered, reference)
+    )
+    for change, message in [
+        (lambda r: r.__setitem__("seeds", [1]), "differ in 'seeds'"),
+        (lambda r: r["policies"].pop("knapsack-paper"), "no policy with preset 'paper'"),
+    ]:
+        other = copy.deepcopy(reference)
+        change(other)
+        with pytest.raises(compare.MismatchError, match=message):
+            compare.markdown(document, other)
+
+
+def test_comparison_reading_rule_and_first_action():
+    assert compare.verdict(np.array([0.01, 0.02, 0.03]), 0.015) == "higher"
+    assert compare.verdict(np.array([-0.05, -0.04, -0.06]), 0.04) == "lower"
+    assert compare.verdict(np.array([-0.05, -0.04, -0.06]), 0.06) == "no measurable difference"
+    assert compare.verdict(np.array([0.01, -0.02, 0.09]), 0.0) == "no measurable difference"
+    series = {"advantages_clipped": [0.0, 0.0, 0.01, 0.0], "largest_group": [8, 9, 12, 8]}
+    run = {"series": series}
+    clip = {"group_weighting": "none", "group_size": 8}
+    assert compare.first_action(run, clip) == 3
+    assert compare.first_action(run, {**clip, "group_weighting": "sqrt"}) == 2
+    assert (
+        compare.first_action({"series": {**series, "advantages_clipped": [0.0] * 4}}, clip) is None
+    )
 
 
 def test_calibration_recovers_the_rate_that_made_the_curve():
@@ -294,6 +411,9 @@ def test_calibration_recovers_the_rate_that_made_the_curve():
         (["--seeds", "-1"], "--seeds == -1, must be >= 1"),
         (["--plot", "figure.jpg"], "must name a .png file"),
         (["--workers", "0"], "--workers == 0, must be >= 1"),
+        (["--policies", "uniform,uniform-3x"], "unknown uniform-3x; choose from uniform,"),
+        (["--policies", " , "], "empty; choose from"),
+        (["--policies", "uniform,uniform"], "names a policy twice"),
     ],
 )
 def test_bad_arguments_are_refused(argv, message):

@@ -16,11 +16,11 @@ from knapsack_alloc._validation import real_array
 from knapsack_alloc.allocator import metrics, parameters, state
 from knapsack_alloc.allocator.history import RewardHistory, WindowCounts
 from knapsack_alloc.allocator.presets import (
-    RULES,
     PresetName,
     PresetPlan,
     bayes_counts,
     paper_counts,
+    rule_names,
 )
 from knapsack_alloc.allocator.prior import fit_beta_prior
 from knapsack_alloc.allocator.prompt_index import IdKind, as_prompt_ids
@@ -28,7 +28,7 @@ from knapsack_alloc.allocator.rewards import read_rewards, read_rollout_costs
 from knapsack_alloc.batching import Partition, balance, expand_counts
 from knapsack_alloc.costs import CostModel, resolve_costs
 from knapsack_alloc.costs.tracked import tracked_costs
-from knapsack_alloc.engine import Solve, solver_options
+from knapsack_alloc.engine import MAX_TABLE_BYTES_VARIABLE, Solve, solver_options
 from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.solvers import SolverName
@@ -266,6 +266,7 @@ class KnapsackAllocator:
     def __getstate__(self) -> dict[str, Any]:
         copied = dict(self.__dict__)
         del copied["_lock"]  # a lock is not state; the copy gets its own
+        copied.pop("_solve_cache", None)
         return copied
 
     def __setstate__(self, copied: dict[str, Any]) -> None:
@@ -340,9 +341,9 @@ class KnapsackAllocator:
         return StepPlan(
             prompt_ids=ids.copy(),
             counts=counts,
-            rules=np.asarray(RULES)[chosen.rule],
+            rules=rule_names(chosen.rule),
             fallback=chosen.fallback,
-            estimates=window.rates(),
+            estimates=window.rates,
             metrics=found,
             allocation=allocation,
         )
@@ -386,9 +387,19 @@ class KnapsackAllocator:
         )  # fmt: skip
 
     def _solve(self) -> Solve:
-        """Bind the value model, the solver and its limits into the call the rules make."""
-        options = solver_options(self.solver, self.time_limit, None, warn_depth=None)
-        return Solve(resolve_value(self.value), self.solver, options, self.allow_unused_budget)
+        """Bind the value model, the solver and its limits into the call the rules make.
+
+        Built once per value of the table-size environment variable, which
+        the limits read.
+        """
+        setting = os.environ.get(MAX_TABLE_BYTES_VARIABLE)
+        cached = self.__dict__.get("_solve_cache")
+        if cached is None or cached[0] != setting:
+            options = solver_options(self.solver, self.time_limit, None, warn_depth=None)
+            solve = Solve(resolve_value(self.value), self.solver, options, self.allow_unused_budget)
+            cached = (setting, solve)
+            self._solve_cache = cached
+        return cached[1]
 
     def _snapshot(
         self, ids: NDArray[Any], kind: IdKind | None, costs: ArrayLike | None, budget: float
@@ -571,6 +582,7 @@ class KnapsackAllocator:
                     object.__setattr__(self, name, getattr(other, name))
                 elif name in self.__dict__:
                     del self.__dict__[name]
+            self.__dict__.pop("_solve_cache", None)  # built from the old parameters
             self.history_ = other.history_
             self.n_updates_ = other.n_updates_
             self.n_rollouts_ = other.n_rollouts_

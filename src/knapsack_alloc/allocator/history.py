@@ -12,6 +12,7 @@ handful of vectorised numpy operations whatever its size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -58,12 +59,12 @@ class WindowCounts:
         """Each prompt's ``Beta(a + successes, b + failures)`` under ``prior = (a, b)``."""
         return BetaPosterior._from_checked(self.successes, self.trials - self.successes, prior)
 
+    @cached_property
     def rates(self) -> NDArray[np.float64]:
-        """Window success rate of each prompt (NaN for a prompt without rewards)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rates: NDArray[np.float64] = np.where(
-                self.trials > 0, self.successes / self.trials, np.nan
-            )
+        """Window success rate of each prompt (NaN for a prompt without rewards), read-only."""
+        rates = np.full(self.trials.shape, np.nan)
+        np.divide(self.successes, self.trials, out=rates, where=self.trials > 0)
+        rates.flags.writeable = False
         return rates
 
 

@@ -40,6 +40,7 @@ PRESETS: dict[PresetName, dict[str, Any]] = {
 
 #: Rule names, indexed by the codes in :attr:`PresetPlan.rule` and :func:`classify`.
 RULES = ("unseen", "warmup", "zero", "one", "effective")
+_RULE_NAMES = np.array(RULES)
 UNSEEN, WARMUP, ZERO, ONE, EFFECTIVE = range(5)
 
 
@@ -64,6 +65,12 @@ class PresetPlan:
     rule: NDArray[np.int8]
     fallback: NDArray[np.bool_]
     allocation: AllocationResult | None
+
+
+def rule_names(rule: NDArray[np.int8]) -> NDArray[np.str_]:
+    """Name of each prompt's rule (``rule`` holds codes, as :func:`classify` returns)."""
+    names: NDArray[np.str_] = _RULE_NAMES[rule]
+    return names
 
 
 def classify(
@@ -171,7 +178,7 @@ def paper_counts(
     eff_units = units[effective]
     capacity = int(eff_units.sum()) * (max_rollouts - min_rollouts)
     if effective.any():
-        p = window.rates()[effective]
+        p = window.rates[effective]
         ratio = np.log(1.0 - alpha) / np.log(np.maximum(p, 1.0 - p))
         need = int(eff_units @ np.floor(np.minimum(max_rollouts, ratio)).astype(np.int64))
         share = need if need < remaining else remaining

@@ -182,7 +182,7 @@ def paper_round(
     eff_units = units[effective]
     room = upper[effective] - lower[effective]
     capacity = int(eff_units @ room)
-    p = updated.rates()[effective]
+    p = updated.rates[effective]
     if effective.any():
         need = int(eff_units @ _need(p, held[effective], wins[effective], room, alpha))
         share = min(need, remaining, capacity)

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from knapsack_alloc._validation import integer_array, real_array
 from knapsack_alloc.allocator.history import WindowCounts
 from knapsack_alloc.allocator.metrics import rule_counts
-from knapsack_alloc.allocator.presets import RULES, classify
+from knapsack_alloc.allocator.presets import classify, rule_names
 from knapsack_alloc.allocator.prompt_index import as_prompt_ids
 from knapsack_alloc.allocator.rewards import read_round_rewards
 from knapsack_alloc.exceptions import InvalidArgumentError
@@ -211,7 +211,7 @@ class StepRounds:
         else:
             sizes, rule, fallback, allocation = self._later_round(budget, evidence, updated)
         counts = sizes - self._held
-        estimates = updated.rates()
+        estimates = updated.rates
         metrics = self._metrics(index, budget, counts, sizes, evidence, updated, rule, fallback)
         metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
         metrics["plan_time_s"] = time.perf_counter() - started
@@ -221,7 +221,7 @@ class StepRounds:
             counts=counts,
             sizes=sizes,
             open=~evidence.mixed,
-            rules=np.asarray(RULES)[rule],
+            rules=rule_names(rule),
             fallback=fallback,
             estimates=estimates,
             metrics=metrics,

@@ -96,36 +96,31 @@ class BetaPosterior:
 
         a, b = self.alpha, self.beta
         total = a + b
-        # Each log-Gamma argument once: a base array plus offsets, keyed by what it sums.
-        columns: list[tuple[NDArray[np.float64], tuple[Exponent, ...]]] = []
-        where: dict[Any, int] = {}
+        # Each log-Gamma argument once, keyed by what it sums; rows 0-2 normalise.
+        arguments: list[Any] = [a, b, total]
+        where: dict[tuple[Any, ...], int] = {("a",): 0, ("b",): 1, ("ab",): 2}
 
-        def column(key: Any, base: NDArray[np.float64], *offsets: Exponent) -> int:
-            if key not in where:
-                where[key] = len(columns)
-                columns.append((base, tuple(o for o in offsets if not _is_zero(o))))
-            return where[key]
+        def column(key: tuple[Any, ...], base: NDArray[np.float64], *offsets: Exponent) -> int:
+            row = where.get(key)
+            if row is None:
+                row = where[key] = len(arguments)
+                for offset in offsets:
+                    if isinstance(offset, np.ndarray) or offset != 0:
+                        base = base + offset
+                arguments.append(base)
+            return row
 
-        norm = (column(("a",), a), column(("b",), b), column(("ab",), total))
         terms: list[tuple[int, int, int] | None] = []
         for x, y in exponents:
-            if _is_zero(x) and _is_zero(y):
+            kx, ky = _key(x), _key(y)
+            if kx == ky == ():
                 terms.append(None)  # E[1] = 1 exactly
                 continue
-            kx, ky = _key(x), _key(y)
-            both = ("ab",) if kx == ky == () else ("ab", *sorted((kx, ky), key=repr))
+            both = ("ab", *sorted((kx, ky)))
             terms.append((column(("a", *kx), a, x), column(("b", *ky), b, y),
                           column(both, total, x, y)))  # fmt: skip
-        arguments = np.empty((len(columns), a.shape[0]))
-        for row, (base, offsets) in enumerate(columns):
-            if not offsets:
-                arguments[row] = base
-                continue
-            np.add(base, offsets[0], out=arguments[row])
-            for offset in offsets[1:]:
-                arguments[row] += offset
-        logs = gammaln(arguments)
-        log_norm = logs[norm[0]] + logs[norm[1]] - logs[norm[2]]
+        logs = gammaln(np.stack(arguments))
+        log_norm = logs[0] + logs[1] - logs[2]
         return [
             np.ones(a.shape[0]) if term is None
             else np.exp(logs[term[0]] + logs[term[1]] - logs[term[2]] - log_norm)
@@ -133,12 +128,9 @@ class BetaPosterior:
         ]  # fmt: skip
 
 
-def _is_zero(x: Exponent) -> bool:
-    return np.ndim(x) == 0 and x == 0
-
-
 def _key(x: Exponent) -> tuple[Any, ...]:
     """Identify an exponent: by its value if a scalar, as an object if an array (() for 0)."""
-    if _is_zero(x):
-        return ()
-    return (("scalar", float(x)),) if np.ndim(x) == 0 else (("array", id(x)),)
+    # isinstance, not np.ndim: this runs a dozen times per plan, and np.ndim is slow on scalars.
+    if isinstance(x, np.ndarray):
+        return (("array", id(x)),)
+    return () if x == 0 else (("scalar", float(x)),)
