@@ -7,6 +7,7 @@ import json
 import platform
 import time
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,8 @@ def _skip_reason(instance: Any, solver: SolverName, quick: bool) -> str | None:
     capacity = instance.budget - floor
     if solver == "textbook" and instance.size * capacity * span > TEXTBOOK_MAX_WORK:
         return f"{instance.size * capacity * span:.2g} steps of O(n*B*U) work"
+    if solver == "ortools" and find_spec("ortools") is None:
+        return "OR-Tools not installed: pip install 'knapsack-alloc[ortools]'"
     if solver == "ortools" and instance.size * span > ORTOOLS_MAX_VARIABLES[quick]:
         return f"{instance.size * span:,} binary variables"
     if solver == "dp" and instance.size >= 1_000_000:
