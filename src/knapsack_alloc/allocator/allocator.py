@@ -239,11 +239,6 @@ class KnapsackAllocator:
     ) -> None:
         given = {name: value for name, value in locals().items() if name in parameters.ALL}
         checked = parameters.check_parameters(preset, given)
-        if checked["cost_model"] == "tracked" and checked["cost_resolution"] is None:
-            raise InvalidArgumentError(
-                "cost_model == 'tracked' needs cost_resolution: tracked costs are means, "
-                "rarely whole numbers; pass e.g. cost_resolution=1.0 to count whole tokens."
-            )
         object.__setattr__(self, "preset", preset)
         for name, checked_value in checked.items():
             object.__setattr__(self, name, checked_value)

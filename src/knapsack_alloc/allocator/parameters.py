@@ -112,6 +112,11 @@ def _checked(params: dict[str, Any]) -> dict[str, Any]:
                 f"cost_resolution == {params['cost_resolution']!r}, must be > 0 (or None)."
             )
         checked["cost_resolution"] = number
+    elif params["cost_model"] == "tracked":
+        raise InvalidArgumentError(
+            "cost_model == 'tracked' needs cost_resolution: tracked costs are means, "
+            "rarely whole numbers; pass e.g. cost_resolution=1.0 to count whole tokens."
+        )
     if params["time_limit"] is not None:
         # Warns here, once, if the solver ignores it (user, __init__, check_parameters, _checked).
         check_time_limit(params["solver"], params["time_limit"], warn_depth=5)
