@@ -38,7 +38,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln
 
 from knapsack_alloc import GRPO, BetaPosterior, KnapsackAllocator, allocate
-from knapsack_alloc.history import RewardHistory
+from knapsack_alloc.allocator.history import RewardHistory
 from knapsack_alloc.simulate import (
     PRESETS,
     Knapsack,

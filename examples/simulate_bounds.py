@@ -85,7 +85,8 @@ def main() -> None:
             reference = report.policies[f"knapsack-{preset}"].runs
             cells = []
             for key, _, digits in FIGURES[:3]:
-                gaps = [a.summary()[key] - b.summary()[key] for a, b in zip(runs, reference)]
+                pairs = zip(runs, reference, strict=True)  # the same seeds
+                gaps = [a.summary()[key] - b.summary()[key] for a, b in pairs]
                 agree = all(g > 0 for g in gaps) or all(g < 0 for g in gaps)
                 text = ", ".join(f"{g:+.{digits}f}" for g in gaps)
                 cells.append(f"{np.mean(gaps):+.{digits}f} ({text}){'' if agree else ' ~'}")

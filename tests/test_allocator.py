@@ -3,10 +3,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _oracles_allocator import NaiveHistory, naive_bayes, naive_paper, naive_prior
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.allocator import PRESETS, KnapsackAllocator
-from knapsack_alloc.checkpoint import CheckpointError
+from _oracles_allocator import (
+    NaiveHistory,
+    best_split_value,
+    paper_rules,
+    point_tables,
+    posterior_tables,
+)
+from knapsack_alloc.allocator import KnapsackAllocator
+from knapsack_alloc.allocator.checkpoint import CheckpointError
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 PLAN_KEYS = {
     "prompts",
@@ -55,7 +61,7 @@ steps_strategy = st.lists(
     ),
     max_size=8,
 )
-batch_strategy = st.lists(st.integers(0, 14), min_size=1, max_size=12)
+batch_strategy = st.lists(st.integers(0, 14), min_size=1, max_size=6)
 
 
 def _feed(allocator, naive, steps):
@@ -70,48 +76,58 @@ def _state_arrays(allocator):
     return {k: v.copy() for k, v in allocator.state_dict()["arrays"].items()}
 
 
+def _float_tables(exact):
+    return [{n: float(v) for n, v in table.items()} for table in exact]
+
+
 @settings(max_examples=120, deadline=None)
-@given(steps_strategy, batch_strategy, st.integers(0, 400))
-def test_paper_matches_the_slow_restatement(steps, batch, extra):
-    allocator, naive = KnapsackAllocator("paper"), NaiveHistory(16)
+@given(steps_strategy, batch_strategy, st.integers(3, 6), st.integers(0, 40))
+def test_paper_follows_the_rules_on_the_recorded_history(steps, batch, high, extra):
+    allocator, naive = KnapsackAllocator("paper", max_rollouts=high), NaiveHistory(16)
     _feed(allocator, naive, steps)
-    base = sum(8 if naive.counts(p)[2] < 8 else 2 for p in batch)
-    budget = base + extra
-    expected = naive_paper(batch, naive, budget)
-    effective = expected["effective"]
-    if len(effective) == len(batch) and budget > 128 * len(batch):
-        with pytest.raises(InvalidArgumentError):
+    states = [naive.counts(p) for p in batch]
+    budget = sum(8 if total < 8 else 2 for _, _, total in states) + extra
+    expected = paper_rules(states, budget, high=high)
+    if expected["unspent"]:
+        with pytest.raises(InvalidArgumentError, match="that no rule can spend"):
             allocator.plan(batch, budget)
         return
     plan = allocator.plan(batch, budget)
     assert int(plan.counts.sum()) == budget
-    others = [i for i in range(len(batch)) if i not in effective]
-    assert plan.counts[others].tolist() == [expected["counts"][i] for i in others]
-    if effective:
-        assert plan.allocation.objective == pytest.approx(
-            expected["objective"], rel=1e-9, abs=1e-15
-        )
-        assert plan.counts[effective].min() >= 2 and plan.counts[effective].max() <= 128
-    assert plan.metrics["prompts_effective"] == len(effective)
+    assert {i: int(plan.counts[i]) for i in expected["counts"]} == expected["counts"]
+    assert np.flatnonzero(plan.fallback).tolist() == expected["fallback"]
+    effective = plan.counts[expected["effective"]]
+    assert int(effective.sum()) == expected["effective_total"]
+    if expected["effective"]:
+        tables = _float_tables(point_tables(expected["rates"], 2, high))
+        best = best_split_value(tables, 2, high, expected["effective_total"])
+        found = sum(table[int(n)] for table, n in zip(tables, effective, strict=True))
+        assert found >= best * (1 - 1e-12)
+        assert plan.allocation.objective == pytest.approx(found, rel=1e-9)
+    assert plan.metrics["prompts_effective"] == len(expected["effective"])
     assert plan.metrics["prompts_fallback"] == len(expected["fallback"])
     again = allocator.plan(batch, budget)
     assert np.array_equal(again.counts, plan.counts)
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps_strategy, batch_strategy, st.integers(0, 100))
-def test_bayes_matches_the_slow_restatement(steps, batch, extra):
-    allocator = KnapsackAllocator("bayes")
+@given(steps_strategy, batch_strategy, st.integers(3, 6), st.data())
+def test_bayes_is_optimal_for_the_recorded_history(steps, batch, high, data):
+    allocator = KnapsackAllocator("bayes", max_rollouts=high)
     naive = NaiveHistory(allocator.window)
     _feed(allocator, naive, steps)
-    budget = 2 * len(batch) + extra
+    budget = data.draw(st.integers(2 * len(batch), high * len(batch)), label="budget")
     plan = allocator.plan(batch, budget)
-    prior = naive_prior(naive, 8)
-    assert (plan.metrics["prior_a"], plan.metrics["prior_b"]) == pytest.approx(prior, rel=1e-9)
-    expected = naive_bayes(batch, naive, budget, prior)
+    # Fewer than 32 prompts have ever been seen: the prior is the uniform fallback.
+    assert (plan.metrics["prior_a"], plan.metrics["prior_b"]) == (1.0, 1.0)
+    windows = [naive.counts(p)[:2] for p in batch]
+    tables = _float_tables(posterior_tables(windows, (1.0, 1.0), 2, high))
+    best = best_split_value(tables, 2, high, budget)
+    found = sum(table[int(n)] for table, n in zip(tables, plan.counts, strict=True))
     assert int(plan.counts.sum()) == budget
-    assert plan.counts.min() >= 2 and plan.counts.max() <= 128
-    assert plan.allocation.objective == pytest.approx(expected["objective"], rel=1e-9, abs=1e-15)
+    assert plan.counts.min() >= 2 and plan.counts.max() <= high
+    assert found >= best * (1 - 1e-12)
+    assert plan.allocation.objective == pytest.approx(found, rel=1e-9)
 
 
 @settings(max_examples=25, deadline=None)
@@ -297,8 +313,8 @@ def test_bad_costs_in_update_change_nothing():
             {"preset": "bayes", "alpha": 0.5},
             TypeError,
             "'alpha' is not a parameter of the 'bayes' preset; its parameters are: "
-            + ", ".join(sorted(PRESETS["bayes"]))
-            + ".",
+            "allow_unused_budget, cost_model, cost_resolution, max_rollouts, min_history, "
+            "min_rollouts, prior, solver, success_threshold, time_limit, value, window.",
         ),
         ({"alpha": 1.0}, InvalidArgumentError, "alpha == 1.0, must be in (0, 1)."),
         (
@@ -448,6 +464,26 @@ def test_empirical_prior_follows_updates():
     assert fresh.plan([0], budget=2).metrics["prior_a"] == refit["prior_a"]
 
 
+def test_empirical_prior_by_hand_and_the_plan_it_gives():
+    # 16 prompts at 6/8 and 16 at 2/8 (min_history 8): m = 1/2, mean of p_hat**2 = 5/16,
+    # h = 1/8; E[p**2] = (5/16 - 1/16) / (7/8) = 2/7, v = 2/7 - 1/4 = 1/28,
+    # a + b = (1/4) / (1/28) - 1 = 6: Beta(3, 3). Prompts with 3 rewards do not count.
+    allocator = KnapsackAllocator("bayes", max_rollouts=6)
+    ids = np.repeat(np.arange(32), 8)
+    rewards = np.array([1, 1, 1, 1, 1, 1, 0, 0] * 16 + [1, 1, 0, 0, 0, 0, 0, 0] * 16)
+    allocator.update(ids, rewards)
+    allocator.update(np.repeat(np.arange(100, 105), 3), np.ones(15))
+    plan = allocator.plan([0, 16, 100, 999], 14)
+    prior = (plan.metrics["prior_a"], plan.metrics["prior_b"])
+    assert prior == pytest.approx((3.0, 3.0), rel=1e-12)
+    assert int(plan.counts.sum()) == 14
+    windows = [(6, 8), (2, 8), (3, 3), (0, 0)]
+    tables = _float_tables(posterior_tables(windows, (3.0, 3.0), 2, 6))
+    best = best_split_value(tables, 2, 6, 14)
+    found = sum(table[int(n)] for table, n in zip(tables, plan.counts, strict=True))
+    assert found == pytest.approx(best, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
@@ -496,9 +532,9 @@ def test_more_bad_inputs(call, error, message):
 
 @pytest.mark.parametrize("preset", ["paper", "bayes"])
 def test_predicted_ratio_is_the_posterior_expectation(preset):
-    from knapsack_alloc.metrics import predicted_effective_ratio
-    from knapsack_alloc.posterior import BetaPosterior
+    from knapsack_alloc.allocator.metrics import predicted_effective_ratio
     from knapsack_alloc.values import NONZERO
+    from knapsack_alloc.values.posterior import BetaPosterior
 
     allocator = KnapsackAllocator(preset)
     rng = np.random.default_rng(9)
@@ -531,3 +567,42 @@ def test_budget_summary_matches_numpy():
     assert plan.metrics["rollouts_min"] == plan.counts.min()
     assert plan.metrics["rollouts_max"] == plan.counts.max()
     assert plan.metrics["rollouts_mean"] == pytest.approx(555 / 37)
+
+
+def test_parameters_are_declared_in_the_signature():
+    import inspect
+
+    signature = inspect.signature(KnapsackAllocator)
+    assert list(signature.parameters) == list(KnapsackAllocator.parameter_names())
+    assert signature.parameters["min_rollouts"].default == 2
+    assert repr(KnapsackAllocator("bayes", max_rollouts=64)) == (
+        "KnapsackAllocator('bayes', max_rollouts=64, tracked=0)"
+    )
+
+
+def test_tracked_costs_without_a_resolution_fail_when_created():
+    with pytest.raises(InvalidArgumentError) as raised:
+        KnapsackAllocator(cost_model="tracked")
+    assert str(raised.value) == (
+        "cost_model == 'tracked' needs cost_resolution: tracked costs are means, rarely whole "
+        "numbers; pass e.g. cost_resolution=1.0 to count whole tokens."
+    )
+
+
+def test_an_ignored_time_limit_warns_once_when_created():
+    from knapsack_alloc.exceptions import IgnoredArgumentWarning
+
+    with pytest.warns(IgnoredArgumentWarning, match="time_limit == 5 is ignored") as caught:
+        allocator = KnapsackAllocator(solver="dp", time_limit=5)
+    assert caught[0].filename == __file__
+    allocator.plan([1, 2], budget=16)  # no second warning (warnings are errors here)
+    assert allocator.get_params()["time_limit"] == 5.0
+
+
+def test_the_allocation_and_the_metrics_report_cost_in_one_unit():
+    allocator = KnapsackAllocator("bayes", cost_resolution=0.5, allow_unused_budget=True)
+    plan = allocator.plan([1, 2, 3], budget=20.3, costs=[1.2, 0.7, 2.05])
+    real = float(np.array([1.2, 0.7, 2.05]) @ plan.counts)
+    assert plan.metrics["cost"] == pytest.approx(real)
+    assert plan.allocation.total_cost == pytest.approx(real)
+    assert plan.allocation.budget == plan.metrics["budget"] == 20.3

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.batching import balance, expand_counts
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 
 def naive_expand(counts, order):

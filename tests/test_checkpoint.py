@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from knapsack_alloc.allocator import KnapsackAllocator
-from knapsack_alloc.checkpoint import (
+from knapsack_alloc.allocator.checkpoint import (
     FORMAT_VERSION,
     MAGIC,
     CheckpointError,
@@ -181,6 +181,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killed_saves_leave_a_loadable_file(tmp_path):
     path = tmp_path / "alloc.ka"
     script = tmp_path / "saver.py"
@@ -208,7 +209,7 @@ def test_killed_saves_leave_a_loadable_file(tmp_path):
 HANGING_SAVE = """
 import os, sys, time
 import numpy as np
-from knapsack_alloc.checkpoint import write_checkpoint
+from knapsack_alloc.allocator.checkpoint import write_checkpoint
 
 def hang(fd):
     print("writing", flush=True)

@@ -20,10 +20,16 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numba
 import pytest
 
 from knapsack_alloc import _jit
 from knapsack_alloc._jit import KernelCacheWarning
+
+# Compilation and its cache are what these tests check: there is none without the JIT.
+pytestmark = pytest.mark.skipif(
+    numba.config.DISABLE_JIT, reason="tests numba's kernel cache, off with NUMBA_DISABLE_JIT=1"
+)
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "knapsack_alloc"
 WHEEL = os.environ.get("KNAPSACK_ALLOC_WHEEL")
@@ -129,6 +135,7 @@ def unshare_prefix():
     return prefix
 
 
+@pytest.mark.slow
 def test_read_only_install_compiles_in_memory_with_one_warning(tmp_path, unshare_prefix):
     from knapsack_alloc import allocate
 
@@ -143,6 +150,7 @@ def test_read_only_install_compiles_in_memory_with_one_warning(tmp_path, unshare
     assert "NUMBA_CACHE_DIR" in message and "no writable cache directory" in message
 
 
+@pytest.mark.slow
 def test_numba_cache_dir_makes_a_read_only_install_cache_again(tmp_path, unshare_prefix):
     cache = tmp_path / "numba-cache"
     cache.mkdir()

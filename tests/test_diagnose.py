@@ -222,10 +222,10 @@ def test_accumulator_merges_partial_groups_exactly(tmp_path, monkeypatch):
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(seed=st.integers(0, 2**32 - 1), sizes=st.sampled_from([(1,), (2, 3), (1, 4, 16)]),
+@given(rng=st.randoms(use_true_random=False), sizes=st.sampled_from([(1,), (2, 3), (1, 4, 16)]),
        kind=st.sampled_from(sorted(REWARDS)))  # fmt: skip
-def test_figures_match_the_oracle_on_generated_runs(tmp_path_factory, seed, sizes, kind):
-    rng = seeded(seed)
+def test_figures_match_the_oracle_on_generated_runs(tmp_path_factory, rng, sizes, kind):
+    # st.randoms: every draw of the run generator is Hypothesis data, so failures shrink.
     rollouts = make_rollouts(rng, steps=rng.randint(1, 5), prompts=6, per_step=rng.randint(1, 6),
                              sizes=sizes, rewards=REWARDS[kind])  # fmt: skip
     folder = write_verl(tmp_path_factory.mktemp("run"), rollouts, rng, extra=False)

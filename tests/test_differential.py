@@ -7,18 +7,30 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _solvers import EXACT_SOLVERS, ORTOOLS
 from knapsack_alloc import BetaPosterior, allocate
 from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.solvers._gains import gain_table
 from knapsack_alloc.values import GRPO, NONZERO
-from oracles import brute_force, greedy_one_at_a_time
-
-RATES = st.one_of(
-    st.sampled_from([0.0, 1.0, 0.5, 0.25, 1 / 16, 15 / 16]),
-    st.floats(0.0, 1.0, allow_nan=False),
+from oracles import (
+    best_total,
+    brute_force,
+    exact_expected_value,
+    exact_tables,
+    exact_value,
+    greedy_one_at_a_time,
+    is_float_exact,
 )
-EXACT_SOLVERS = ["auto", "dp", "textbook", "ortools"]
+
+# Rates where floating point is delicate: exact 0 and 1, subnormal, the
+# smallest normal, 1e-12 from either end, the float just below 1.
+EDGE_RATES = [0.0, 1.0, 5e-324, 1e-310, 2.2250738585072014e-308, 1e-300, 1e-12, 1 - 1e-12,
+              1 - 2**-53, 0.5, 0.25, 1 / 16, 15 / 16]  # fmt: skip
+RATES = st.one_of(st.sampled_from(EDGE_RATES), st.floats(0.0, 1.0))
+# Posterior counts from none to a thousand (larger ones: test_large_posterior_counts_*).
+POSTERIOR_COUNTS = st.one_of(st.integers(0, 6), st.sampled_from([16, 100, 1000]))
 TOLERANCE = 1e-9
+# Values below this are underflow territory (a subnormal rate's value is about p**2).
+NEGLIGIBLE = 1e-300
 
 
 @st.composite
@@ -35,9 +47,14 @@ def instances(draw, max_prompts=4, max_span=4, unit_cost=False, min_lower=0):
     return rates, lower, upper, costs, budget
 
 
-def beliefs(draw_rates, seed):
-    rng = np.random.default_rng(seed)
-    return BetaPosterior(rng.integers(0, 6, len(draw_rates)), rng.integers(0, 6, len(draw_rates)))
+@st.composite
+def beliefs(draw, size):
+    counts = st.lists(POSTERIOR_COUNTS, min_size=size, max_size=size)
+    return BetaPosterior(draw(counts), draw(counts))
+
+
+def weight_of(model):
+    return model.p_power, model.q_power
 
 
 def check_feasible(result, lower, upper, costs, budget):
@@ -48,18 +65,21 @@ def check_feasible(result, lower, upper, costs, budget):
 
 
 def check_against_oracle(estimates, model, lower, upper, costs, budget, solver):
-    best, _ = brute_force(lambda c: model.value(c, estimates), lower, upper, costs, budget)
+    """The solver's answer against the brute-force optimum of the exact values."""
+    tables = [{n: float(v) for n, v in table.items()}
+              for table in exact_tables(weight_of(model), estimates, lower, upper)]  # fmt: skip
+    best = best_total(tables, lower, upper, costs, budget)
     result = allocate(
         estimates, budget, min_rollouts=lower, max_rollouts=upper, costs=costs,
         value=model, solver=solver,
     )  # fmt: skip
     check_feasible(result, lower, upper, costs, budget)
-    scale = max(1.0, abs(best))
-    assert result.upper_bound >= best - TOLERANCE * scale
+    found = sum(table[int(n)] for table, n in zip(tables, result.counts, strict=True))
+    slack = TOLERANCE * abs(best) + NEGLIGIBLE
+    assert result.objective == pytest.approx(found, rel=TOLERANCE, abs=NEGLIGIBLE)
+    assert result.upper_bound >= best - slack
     if result.status == "optimal":
-        assert result.objective == pytest.approx(best, rel=TOLERANCE, abs=1e-12)
-    else:
-        assert result.objective <= best + TOLERANCE * scale
+        assert found >= best - slack
     return result
 
 
@@ -70,16 +90,59 @@ def check_against_oracle(estimates, model, lower, upper, costs, budget, solver):
 def test_exact_solvers_match_brute_force(solver, model, instance):
     rates, lower, upper, costs, budget = instance
     result = check_against_oracle(rates, model, lower, upper, costs, budget, solver)
-    assert result.status == "optimal"
+    # SCIP cannot resolve gains that all lie below 1e-200 (subnormal rates): OR-Tools
+    # then returns the minimums and says so (docs/solvers.md).
+    unresolved = solver == "ortools" and result.upper_bound < 1e-200
+    assert result.status == "optimal" or unresolved
 
 
 @pytest.mark.parametrize("solver", EXACT_SOLVERS)
 @settings(max_examples=40, deadline=None)
-@given(instance=instances(), seed=st.integers(0, 2**16))
-def test_beta_posterior_matches_brute_force(solver, instance, seed):
-    rates, lower, upper, costs, budget = instance
-    result = check_against_oracle(beliefs(rates, seed), GRPO, lower, upper, costs, budget, solver)
+@given(data=st.data())
+def test_beta_posterior_matches_brute_force(solver, data):
+    rates, lower, upper, costs, budget = data.draw(instances())
+    estimates = data.draw(beliefs(len(rates)))
+    result = check_against_oracle(estimates, GRPO, lower, upper, costs, budget, solver)
     assert result.status == "optimal"
+
+
+# Beyond about a thousand observed rewards, E[p**x q**y] = exp(lgamma sums) loses
+# digits to cancellation (the lgamma terms grow like a log a while the value does
+# not): about 1e-7 relative at 1e4, 1e-5 at 1e5, 1e-3 at 1e6, and negative values
+# for 3 successes in 1e9 trials.
+LARGE_COUNT_PRECISION = pytest.mark.xfail(
+    strict=True, reason="posterior values lose precision beyond about 1e3 observed rewards"
+)
+
+
+@pytest.mark.parametrize(
+    "large",
+    [100, 1000, *(pytest.param(n, marks=LARGE_COUNT_PRECISION) for n in (10**4, 10**6, 10**9))],
+)
+@pytest.mark.parametrize("model", [GRPO, NONZERO], ids=["grpo", "nonzero"])
+def test_large_posterior_counts_keep_values_accurate(model, large):
+    pairs = [(s, f) for s in (0, 3, large // 2, large) for f in (0, 3, large // 2, large)]
+    beliefs = BetaPosterior([s for s, _ in pairs], [f for _, f in pairs])
+    weight = weight_of(model)
+    for n in (2, 3, 8, 64):
+        got = model.value(np.full(len(pairs), n), beliefs)
+        expected = [float(exact_expected_value(n, s + 1, f + 1, weight)) for s, f in pairs]
+        assert (got >= 0).all()
+        assert got == pytest.approx(expected, rel=TOLERANCE, abs=NEGLIGIBLE)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rates=st.lists(st.floats(0.0, 1.0, width=32), min_size=1, max_size=5), data=st.data())
+def test_float32_rates_are_the_same_numbers_in_float64(rates, data):
+    """float32 input is widened exactly, not rounded through another type."""
+    single = np.array(rates, dtype=np.float32)
+    size = single.size
+    budget = data.draw(st.integers(2 * size, 6 * size), label="budget")
+    result = allocate(single, budget, max_rollouts=6)
+    assert result.counts.tolist() == allocate(single.astype(np.float64), budget,
+                                              max_rollouts=6).counts.tolist()  # fmt: skip
+    check_against_oracle(single.astype(np.float64), GRPO, np.full(size, 2), np.full(size, 6),
+                         np.ones(size, dtype=np.int64), budget, "auto")  # fmt: skip
 
 
 @settings(max_examples=80, deadline=None)
@@ -125,38 +188,66 @@ def test_non_concave_callables_are_solved_exactly(function, solver, instance):
     assert result.objective == pytest.approx(best, rel=TOLERANCE, abs=1e-12)
 
 
+GRID_RATES = st.integers(0, 16).map(lambda k: k / 16)
+
+
 @st.composite
-def medium_instances(draw, unit_cost):
-    n = draw(st.integers(1, 60))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    grid = draw(st.booleans())
-    rates = rng.integers(0, 17, n) / 16 if grid else rng.random(n)
-    lower = rng.integers(1, 4, n)
-    upper = lower + rng.integers(0, 40, n)
-    costs = np.ones(n, dtype=np.int64) if unit_cost else rng.integers(1, 9, n)
-    budget = draw(st.integers(int(costs @ lower), int(costs @ upper)))
+def medium_instances(draw, unit_cost, rates=None, max_span=39):
+    n = draw(st.integers(1, 60), label="prompts")
+    rate = rates if rates is not None else draw(st.sampled_from([GRID_RATES, RATES]))
+    rates = np.array(draw(st.lists(rate, min_size=n, max_size=n), label="rates"))
+    lower = np.array(draw(st.lists(st.integers(1, 3), min_size=n, max_size=n), label="lower"))
+    spans = draw(st.lists(st.integers(0, max_span), min_size=n, max_size=n), label="spans")
+    upper = lower + np.array(spans)
+    if unit_cost:
+        costs = np.ones(n, dtype=np.int64)
+    else:
+        costs = np.array(draw(st.lists(st.integers(1, 8), min_size=n, max_size=n), label="costs"))
+    budget = draw(st.integers(int(costs @ lower), int(costs @ upper)), label="budget")
     return rates, lower, upper, costs, budget
+
+
+def exact_gain_rows(rates, lower, upper):
+    """``Value(N + 1, p) - Value(N, p)`` from the formula, for ``lower <= N < upper``.
+
+    On eighths with ``N <= 16`` every gain is a float exactly (checked), so the
+    order of rollouts by ``gain / cost`` is the same in exact and float arithmetic.
+    """
+    rows = []
+    for p, lo, hi in zip(rates, lower, upper, strict=True):
+        gains = [exact_value(n + 1, p) - exact_value(n, p) for n in range(lo, hi)]
+        assert all(is_float_exact(gain) for gain in gains)
+        rows.append([float(gain) for gain in gains])
+    return rows
 
 
 @pytest.mark.parametrize("unit_cost", [True, False])
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_greedy_takes_rollouts_in_the_documented_order(unit_cost, data):
-    """The threshold kernel equals a one-at-a-time greedy on the same gains, ties included."""
-    rates, lower, upper, costs, budget = data.draw(medium_instances(unit_cost))
+    """The threshold kernel equals a one-at-a-time greedy on the model's gains, ties included."""
+    eighths = st.integers(0, 8).map(lambda k: k / 8)
+    rates, lower, upper, costs, budget = data.draw(
+        medium_instances(unit_cost, rates=eighths, max_span=13)
+    )
     result = allocate(
         rates, budget, min_rollouts=lower, max_rollouts=upper, costs=costs, solver="greedy"
     )
-    source = GRPO.gains(rates, lower, upper - lower)
-    table = gain_table(
-        lower, upper - lower, source.term_a, source.term_b, source.a_num, source.b_num,
-        source.den, source.step,
-    )  # fmt: skip
-    rows = [table[i, : upper[i] - lower[i]].tolist() for i in range(len(rates))]
+    rows = exact_gain_rows(rates, lower, upper)
     capacity = budget - int(costs @ lower)
     expected = lower + greedy_one_at_a_time(rows, lower, costs, capacity)
     np.testing.assert_array_equal(result.counts, expected)
+
+
+def test_greedy_order_by_hand():
+    # p = 1/2 from N = 2: gains 1/8 * 2**-N (1/32, 1/64, ...); p = 1/4 from N = 2:
+    # gains 9/64 * (1/4**N * 3/4 + (3/4)**N / 4) = 9/64 * 30/64 = 0.0659, then 9/64 * 33/256.
+    # Unit costs, 3 rollouts: 1/4's first (0.0659), 1/2's first (1/32), 1/4's second (0.0181).
+    assert allocate([0.5, 0.25], 7, max_rollouts=8).counts.tolist() == [3, 4]
+    # Cost 2 for p = 1/4 halves its keys: 0.0330 > 1/32 > 0.0091 < 1/64: budget 4 + 6 = 10
+    # buys its first (2), then 1/2's first (1) and second (1): the last 2 units go to 1/4.
+    result = allocate([0.5, 0.25], 10, max_rollouts=8, costs=[1, 2], solver="greedy")
+    assert result.counts.tolist() == [4, 3]
 
 
 @pytest.mark.parametrize("unit_cost", [True, False])
@@ -205,7 +296,7 @@ def test_same_input_same_output(data):
         np.testing.assert_array_equal(first.counts, second.counts)
 
 
-@pytest.mark.parametrize("solver", ["auto", "dp", "ortools"])
+@pytest.mark.parametrize("solver", ["auto", "dp", ORTOOLS])
 @settings(max_examples=40, deadline=None)
 @given(instance=instances(min_lower=1), resolution=st.sampled_from([0.25, 0.5, 1.0, 0.1]),
        noise=st.lists(st.floats(-0.1, 0.1), min_size=4, max_size=4))  # fmt: skip
@@ -216,9 +307,9 @@ def test_rounded_costs_are_optimal_for_the_rounded_problem(solver, instance, res
     rounded = resolve_costs(real_costs, budget * resolution, len(rates), resolution)
     if rounded.budget_units < rounded.units @ lower:
         return  # rounding up left too little for the minimums (an error, tested elsewhere)
-    best, _ = brute_force(
-        lambda c: GRPO.value(c, rates), lower, upper, rounded.units, rounded.budget_units
-    )
+    tables = [{n: float(v) for n, v in table.items()}
+              for table in exact_tables(weight_of(GRPO), rates, lower, upper)]  # fmt: skip
+    best = best_total(tables, lower, upper, rounded.units, rounded.budget_units)
     result = allocate(
         rates, budget * resolution, min_rollouts=lower, max_rollouts=upper, costs=real_costs,
         cost_resolution=resolution, solver=solver, allow_unused_budget=True,

@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
+from _solvers import EXACT_SOLVERS
 from knapsack_alloc import AllocationResult, BetaPosterior, InvalidArgumentError, allocate
 from knapsack_alloc.values import GRPO, NONZERO
-from oracles import beta_expectation, grpo_value
+from oracles import beta_expectation, exact_value
 
 RATES = [0.0, 0.25, 0.5, 1.0]
 
@@ -164,9 +165,10 @@ def test_hand_computed_grpo_values():
     # p = 0.25, N = 3: P_nz = 1 - 1/64 - 27/64 = 36/64; InfoGain = 0.25 * 0.5625.
     assert GRPO.value(np.array([3]), np.array([0.25]))[0] == pytest.approx(36 / 64 * 0.140625)
     assert NONZERO.value(np.array([0, 1, 2]), np.array([0.5, 0.5, 0.5])).tolist() == [0, 0, 0.5]
-    counts = np.array([0, 1, 2, 5, 17, 128])
-    rates = np.array([0.3, 0.0, 1.0, 0.7, 1 / 16, 0.999])
-    np.testing.assert_allclose(GRPO.value(counts, rates), grpo_value(counts, rates), rtol=1e-13)
+    counts = np.array([0, 1, 2, 5, 17, 128, 3, 2])
+    rates = np.array([0.3, 0.0, 1.0, 0.7, 1 / 16, 0.999, 1e-12, 1 - 1e-12])
+    expected = [float(exact_value(n, p)) for n, p in zip(counts, rates, strict=True)]
+    np.testing.assert_allclose(GRPO.value(counts, rates), expected, rtol=1e-14)
 
 
 @pytest.mark.parametrize(("s", "f"), [(0, 0), (3, 5), (0, 16), (16, 0), (7.5, 1.25)])
@@ -177,18 +179,14 @@ def test_beta_posterior_value_is_the_posterior_expectation(s, f):
         expected = beta_expectation(
             lambda p, n=n: (1 - p**n - (1 - p) ** n) * p * (1 - p) ** 2, 1 + s, 1 + f
         )
-        assert got == pytest.approx(expected, rel=1e-5, abs=1e-12)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
 def test_budget_matches_a_hand_solved_case():
     # One hard and one balanced prompt, 6 spare rollouts: both are exactly computable.
     result = allocate([0.125, 0.5], 10, max_rollouts=8, solver="dp")
-    best = max(
-        (grpo_value(np.array([a, 10 - a]), np.array([0.125, 0.5])).sum(), a)
-        for a in range(2, 9)
-        if 2 <= 10 - a <= 8
-    )
-    assert result.counts[0] == best[1]
+    best = max(range(2, 9), key=lambda a: exact_value(a, 0.125) + exact_value(10 - a, 0.5))
+    assert result.counts.tolist() == [best, 10 - best]
 
 
 def test_real_costs_are_rounded_up_and_reported():
@@ -241,7 +239,7 @@ def test_ortools_missing_gives_an_install_hint(monkeypatch):
         allocate(RATES, 16, solver="ortools")
 
 
-@pytest.mark.parametrize("solver", ["auto", "dp", "textbook", "ortools"])
+@pytest.mark.parametrize("solver", EXACT_SOLVERS)
 def test_huge_max_rollouts_only_cost_what_the_budget_can_buy(solver):
     small = allocate([0.1, 0.5, 0.2], 40, max_rollouts=38, solver=solver)
     huge = allocate([0.1, 0.5, 0.2], 40, max_rollouts=10**12, solver=solver)

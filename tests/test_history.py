@@ -4,10 +4,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _oracles_allocator import NaiveHistory
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.history import RewardHistory, as_prompt_ids
+from knapsack_alloc.allocator.history import RewardHistory
+from knapsack_alloc.allocator.prompt_index import as_prompt_ids
+from knapsack_alloc.exceptions import InvalidArgumentError
 
-# A step: (prompt id, number of rollouts, successes pattern seed) per group.
+# A step: (prompt id, its rewards) per group.
 updates_strategy = st.lists(
     st.lists(
         st.tuples(st.integers(0, 6), st.lists(st.booleans(), min_size=1, max_size=40)),
@@ -19,15 +20,12 @@ updates_strategy = st.lists(
 )
 
 
-def _flatten(update, shuffle_seed):
+def _flatten(update):
     ids, rewards = [], []
     for prompt, outcomes in update:
         ids += [prompt] * len(outcomes)
         rewards += outcomes
-    if shuffle_seed is None:
-        return ids, rewards
-    order = np.random.default_rng(shuffle_seed).permutation(len(ids))
-    return [ids[i] for i in order], [rewards[i] for i in order]
+    return ids, rewards
 
 
 ID_FORMS = {
@@ -41,15 +39,18 @@ ID_FORMS = {
 @given(
     updates_strategy,
     st.integers(1, 20),
-    st.integers(0, 2**32 - 1),
     st.sampled_from(sorted(ID_FORMS)),
     st.booleans(),
+    st.data(),
 )
-def test_counts_match_naive_history(updates, window, seed, form, shuffle):
+def test_counts_match_naive_history(updates, window, form, shuffle, data):
     to_id = ID_FORMS[form]
     fast, slow = RewardHistory(window), NaiveHistory(window)
     for update in updates:
-        ids, rewards = _flatten(update, seed if shuffle else None)
+        ids, rewards = _flatten(update)
+        if shuffle:  # rewards of one update in any order
+            order = data.draw(st.permutations(range(len(ids))), label="order")
+            ids, rewards = [ids[i] for i in order], [rewards[i] for i in order]
         ids = [to_id(i) for i in ids]
         array, kind = as_prompt_ids(ids, "ids")
         fast.record(array, kind, np.array(rewards, dtype=bool))
@@ -250,9 +251,9 @@ def test_ids_outside_the_dense_range_keep_every_window(late_id):
 
 
 def test_string_hash_collisions_fall_back_to_exact_grouping(monkeypatch):
-    import knapsack_alloc.history as history
+    import knapsack_alloc.allocator.prompt_index as prompt_index
 
-    monkeypatch.setattr(history, "_HASH_MULTIPLIER", np.uint64(0))  # every string collides
+    monkeypatch.setattr(prompt_index, "_HASH_MULTIPLIER", np.uint64(0))  # every string collides
     rng = np.random.default_rng(5)
     fast, slow = RewardHistory(4), NaiveHistory(4)
     for _ in range(6):

@@ -12,14 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import knapsack_alloc.allocator as allocator_module
-import knapsack_alloc.history as history_module
+import knapsack_alloc.allocator.history as history_module
+import knapsack_alloc.allocator.rewards as rewards_module
 from knapsack_alloc import InvalidArgumentError, KnapsackAllocator, allocate
 
+# One update: (prompt id, reward, cost) per rollout.
 updates_strategy = st.lists(
-    st.tuples(
-        st.lists(st.integers(0, 30), min_size=0, max_size=60),
-        st.integers(0, 2**16),
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.sampled_from([-1.0, 0.0, 0.3, 1.0]),
+            st.floats(1, 100),
+        ),
+        max_size=60,
     ),
     min_size=1,
     max_size=6,
@@ -28,11 +33,11 @@ updates_strategy = st.lists(
 
 def _run(allocator, updates):
     metrics = []
-    for ids, seed in updates:
-        rng = np.random.default_rng(seed)
-        rewards = rng.choice([-1.0, 0.0, 0.3, 1.0], len(ids))
-        costs = rng.uniform(1, 100, len(ids))
-        metrics.append(allocator.update(np.array(ids, dtype=np.int64), rewards, costs=costs))
+    for rollouts in updates:
+        ids = np.array([prompt for prompt, _, _ in rollouts], dtype=np.int64)
+        rewards = np.array([reward for _, reward, _ in rollouts], dtype=np.float64)
+        costs = np.array([cost for _, _, cost in rollouts], dtype=np.float64)
+        metrics.append(allocator.update(ids, rewards, costs=costs))
     return metrics
 
 
@@ -43,7 +48,7 @@ def test_an_update_in_groups_equals_the_update_at_once(updates, chunk, preset):
     expected = _run(whole, updates)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(history_module, "UPDATE_CHUNK", chunk)
-        patch.setattr(allocator_module, "UPDATE_CHUNK", chunk)
+        patch.setattr(rewards_module, "REWARD_CHUNK", chunk)
         grouped = KnapsackAllocator(preset)
         assert _run(grouped, updates) == expected
     mine, theirs = grouped.state_dict(), whole.state_dict()
@@ -53,7 +58,7 @@ def test_an_update_in_groups_equals_the_update_at_once(updates, chunk, preset):
 
 
 def test_a_bad_reward_is_found_in_any_chunk(monkeypatch):
-    monkeypatch.setattr(allocator_module, "UPDATE_CHUNK", 4)
+    monkeypatch.setattr(rewards_module, "REWARD_CHUNK", 4)
     rewards = [1.0] * 10 + [2.0]
     with pytest.raises(InvalidArgumentError, match=r"^rewards\[10\] == 2\.0 is not a valid"):
         KnapsackAllocator().update(list(range(11)), rewards)
@@ -83,6 +88,7 @@ PEAK_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_one_update_of_8_million_rewards_peaks_within_a_few_hundred_megabytes():
     """numpy reports its buffers to tracemalloc; measured in a fresh process."""
     done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True,

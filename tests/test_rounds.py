@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 from _oracles_allocator import NaiveHistory
 from _oracles_rounds import best_split, group_value
 from knapsack_alloc import GRPO, NONZERO, BetaPosterior, NonzeroGradientValue, allocate
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.allocator import KnapsackAllocator
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.rounds import RoundPlan, StepGroupValue, StepRounds, round_shares
-from knapsack_alloc.solvers._gains import gain_table
 
 WEIGHTS = [(1, 2), (0, 0), (2, 1)]
 steps_strategy = st.lists(
@@ -97,10 +96,7 @@ def test_gain_recurrence_equals_value_differences_and_never_grows(rows, weight, 
         estimates = np.array([r[2] / (r[2] + r[3]) for r in rows])
     lower = np.maximum(held, floor)
     span = np.full(held.size, 9, dtype=np.int64)
-    gains = model.gains(estimates, lower, span)
-    table = gain_table(
-        lower, span, gains.term_a, gains.term_b, gains.a_num, gains.b_num, gains.den, gains.step
-    )
+    table = model._gains(estimates, lower, span).dense(lower, span)
     grid = lower[:, None] + np.arange(10)
     values = np.stack([model.value(grid[:, c], estimates) for c in range(10)], axis=1)
     assert table == pytest.approx(np.diff(values, axis=1), rel=1e-9, abs=1e-14)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate import (
     Knapsack,
     KnapsackRounds,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import _oracles_simulate as oracle
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate import (
     POLICIES,
     DynamicSampling,

@@ -24,7 +24,7 @@ _EXPORTS = {
     "certify": "knapsack_alloc.certificates",
     "Certificate": "knapsack_alloc.certificates",
     "AllocationResult": "knapsack_alloc.result",
-    "BetaPosterior": "knapsack_alloc.posterior",
+    "BetaPosterior": "knapsack_alloc.values",
     "ValueModel": "knapsack_alloc.values",
     "NonzeroGradientValue": "knapsack_alloc.values",
     "CallableValue": "knapsack_alloc.values",
@@ -35,17 +35,19 @@ _EXPORTS = {
     "expand_counts": "knapsack_alloc.batching",
     "balance": "knapsack_alloc.batching",
     "Partition": "knapsack_alloc.batching",
-    "CheckpointError": "knapsack_alloc.checkpoint",
-    "InvalidArgumentError": "knapsack_alloc._validation",
-    "MissingDependencyError": "knapsack_alloc.solvers._ortools",
-    "KernelCacheWarning": "knapsack_alloc._jit",
+    "KnapsackAllocError": "knapsack_alloc.exceptions",
+    "InvalidArgumentError": "knapsack_alloc.exceptions",
+    "InvalidArgumentTypeError": "knapsack_alloc.exceptions",
+    "CheckpointError": "knapsack_alloc.exceptions",
+    "MissingDependencyError": "knapsack_alloc.exceptions",
+    "SolverError": "knapsack_alloc.exceptions",
+    "KernelCacheWarning": "knapsack_alloc.exceptions",
+    "IgnoredArgumentWarning": "knapsack_alloc.exceptions",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from knapsack_alloc._jit import KernelCacheWarning as KernelCacheWarning
-    from knapsack_alloc._validation import InvalidArgumentError as InvalidArgumentError
     from knapsack_alloc.allocator import KnapsackAllocator as KnapsackAllocator
     from knapsack_alloc.allocator import StepPlan as StepPlan
     from knapsack_alloc.batching import Partition as Partition
@@ -53,13 +55,19 @@ if TYPE_CHECKING:
     from knapsack_alloc.batching import expand_counts as expand_counts
     from knapsack_alloc.certificates import Certificate as Certificate
     from knapsack_alloc.certificates import certify as certify
-    from knapsack_alloc.checkpoint import CheckpointError as CheckpointError
     from knapsack_alloc.engine import allocate as allocate
-    from knapsack_alloc.posterior import BetaPosterior as BetaPosterior
+    from knapsack_alloc.exceptions import CheckpointError as CheckpointError
+    from knapsack_alloc.exceptions import IgnoredArgumentWarning as IgnoredArgumentWarning
+    from knapsack_alloc.exceptions import InvalidArgumentError as InvalidArgumentError
+    from knapsack_alloc.exceptions import InvalidArgumentTypeError as InvalidArgumentTypeError
+    from knapsack_alloc.exceptions import KernelCacheWarning as KernelCacheWarning
+    from knapsack_alloc.exceptions import KnapsackAllocError as KnapsackAllocError
+    from knapsack_alloc.exceptions import MissingDependencyError as MissingDependencyError
+    from knapsack_alloc.exceptions import SolverError as SolverError
     from knapsack_alloc.result import AllocationResult as AllocationResult
-    from knapsack_alloc.solvers._ortools import MissingDependencyError as MissingDependencyError
     from knapsack_alloc.values import GRPO as GRPO
     from knapsack_alloc.values import NONZERO as NONZERO
+    from knapsack_alloc.values import BetaPosterior as BetaPosterior
     from knapsack_alloc.values import CallableValue as CallableValue
     from knapsack_alloc.values import NonzeroGradientValue as NonzeroGradientValue
     from knapsack_alloc.values import ValueModel as ValueModel

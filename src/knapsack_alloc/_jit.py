@@ -11,17 +11,17 @@ debugging). See ``docs/deployment.md``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from numba import njit
+import numpy as np
+from numba import config, njit
+
+from knapsack_alloc.exceptions import KernelCacheWarning
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class KernelCacheWarning(RuntimeWarning):
-    """Compiled kernels cannot be cached on disk, so each process compiles them again."""
 
 
 _NO_CACHE = (
@@ -39,6 +39,8 @@ _cache_usable = True
 def kernel(function: F) -> F:
     """Compile ``function`` with the project's numba options."""
     global _cache_usable
+    if getattr(config, "DISABLE_JIT", False):  # NUMBA_DISABLE_JIT=1
+        return _like_compiled(function)
     if _cache_usable:
         try:
             cached: F = njit(cache=True, nogil=True)(function)  # type: ignore[assignment]
@@ -48,3 +50,26 @@ def kernel(function: F) -> F:
             warnings.warn(_NO_CACHE.format(error=error), KernelCacheWarning, stacklevel=2)
     compiled: F = njit(nogil=True)(function)  # type: ignore[assignment]
     return compiled
+
+
+def _like_compiled(function: F) -> F:
+    """Run ``function`` as plain Python, returning the types a compiled kernel returns.
+
+    Compiled kernels box scalars as Python ``float``, ``int`` and ``bool``;
+    as plain Python the same code returns numpy scalars, which would change
+    results (``np.True_`` for ``True``) and break ``json.dump``.
+    """
+
+    @functools.wraps(function)
+    def run(*args: Any) -> Any:
+        return _boxed(function(*args))
+
+    return cast(F, run)
+
+
+def _boxed(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_boxed(item) for item in value)
+    return value

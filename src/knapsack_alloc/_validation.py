@@ -1,8 +1,9 @@
 """Argument checks shared by the public entry points.
 
-Every check raises :class:`InvalidArgumentError` (a ``ValueError``) or
-``TypeError`` with a message of one shape: the argument's name, the offending
-value, and what is allowed.
+Every check raises :class:`~knapsack_alloc.exceptions.InvalidArgumentError`
+(a ``ValueError``) or :class:`~knapsack_alloc.exceptions.InvalidArgumentTypeError`
+(a ``TypeError``) with a message of one shape: the argument's name, the
+offending value, and what is allowed.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+
 #: Largest whole number an argument may hold (rollouts, cost units, budgets):
 #: every such number and every sum the solvers form stays exact in float64
 #: and far from int64 overflow.
 MAX_INTEGER = 2**53
 _MAX_TEXT = "2**53 = 9007199254740992"
-
-
-class InvalidArgumentError(ValueError):
-    """An argument has the right type but a value that is not allowed."""
 
 
 def _describe(value: Any) -> str:
@@ -76,7 +75,9 @@ def real_array(name: str, value: Any, *, length: int | None = None) -> NDArray[n
         A new contiguous float64 array.
     """
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a 1-d array of numbers, not a string: {_describe(value)}.")
+        raise InvalidArgumentTypeError(
+            f"{name} must be a 1-d array of numbers, not a string: {_describe(value)}."
+        )
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as error:  # ragged nested lists and the like
@@ -86,7 +87,7 @@ def real_array(name: str, value: Any, *, length: int | None = None) -> NDArray[n
     if array.dtype == np.bool_ or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"{name} must hold real numbers (int or float dtype), got dtype {array.dtype}."
         )
     if array.ndim != 1:
@@ -163,9 +164,7 @@ def integer_array(
     return floats.astype(np.int64)
 
 
-def integer_scalar(
-    name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER
-) -> int:
+def integer_scalar(name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
     """Check that ``value`` is a whole number ``>= minimum`` and return it as int.
 
     Parameters
@@ -250,7 +249,7 @@ def real_scalar(name: str, value: Any) -> float:
     if type(value) is int or type(value) is float:
         number = float(value)
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"{name} must be a real number, not {type(value).__name__}: {_describe(value)}."
         )
     else:
@@ -258,3 +257,76 @@ def real_scalar(name: str, value: Any) -> float:
     if not math.isfinite(number):
         raise InvalidArgumentError(f"{name} == {_describe(value)}, must be finite.")
     return number
+
+
+def probabilities(name: str, value: Any) -> NDArray[np.float64]:
+    """Convert ``value`` to a 1-d float64 array of probabilities in ``[0, 1]``.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in error messages.
+    value : array_like
+        The probabilities.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``value`` itself when it already is a valid contiguous float64 array.
+    """
+    if (
+        isinstance(value, np.ndarray)
+        and value.dtype == np.float64
+        and value.ndim == 1
+        and value.flags.c_contiguous
+        and (value.size == 0 or 0.0 <= value.min() <= value.max() <= 1.0)
+    ):
+        return value  # fast path: already valid (NaN fails the comparisons)
+    rates = real_array(name, value)
+    i = first_outside_unit_interval(rates)
+    if i >= 0:
+        raise InvalidArgumentError(
+            f"{name}[{i}] == {float(rates[i])!r}, must be in [0, 1] (a probability)."
+        )
+    return rates
+
+
+def first_outside_unit_interval(values: NDArray[np.float64]) -> int:
+    """Index of the first value outside ``[0, 1]`` (NaN included), -1 if none."""
+    outside = ~((values >= 0.0) & (values <= 1.0))
+    return int(np.argmax(outside)) if outside.any() else -1
+
+
+def non_negative_array(name: str, value: Any, *, length: int | None = None) -> NDArray[np.float64]:
+    """Convert ``value`` to a finite 1-d float64 array of numbers ``>= 0`` (e.g. counts)."""
+    array = real_array(name, value, length=length)
+    negative = array < 0
+    if negative.any():
+        i = int(np.flatnonzero(negative)[0])
+        raise InvalidArgumentError(f"{name}[{i}] == {float(array[i])!r}, must be >= 0.")
+    return array
+
+
+def positive_costs(name: str, value: Any, *, length: int) -> NDArray[np.float64]:
+    """Convert per-rollout costs to a finite 1-d float64 array of numbers ``> 0``."""
+    costs = real_array(name, value, length=length)
+    not_positive = costs <= 0
+    if not_positive.any():
+        i = int(np.flatnonzero(not_positive)[0])
+        raise InvalidArgumentError(
+            f"{name}[{i}] == {float(costs[i])!r}, must be > 0 (cost of one rollout)."
+        )
+    return costs
+
+
+def check_prior(prior: Any) -> tuple[float, float]:
+    """Check a Beta prior ``(a, b)`` of two positive numbers and return it as floats."""
+    if isinstance(prior, str) or not isinstance(prior, (tuple, list)) or len(prior) != 2:
+        raise InvalidArgumentTypeError(
+            f"prior must be a pair (a, b) of positive numbers, got {_describe(prior)}."
+        )
+    a = real_scalar("prior[0]", prior[0])
+    b = real_scalar("prior[1]", prior[1])
+    if a <= 0 or b <= 0:
+        raise InvalidArgumentError(f"prior == {tuple(prior)!r}, both entries must be > 0.")
+    return (a, b)

@@ -19,12 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import (
-    InvalidArgumentError,
-    integer_array,
-    integer_scalar,
-    real_array,
-)
+from knapsack_alloc._validation import integer_array, integer_scalar, real_array
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 
 def expand_counts(counts: Any, order: Any = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

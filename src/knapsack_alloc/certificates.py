@@ -3,7 +3,7 @@
 :func:`certify` takes rollout counts found by any means (this library, the
 reference code, a hand-made rule, last step's plan) and returns their
 objective next to an upper bound on the optimum of the same instance. The
-bound is the Lagrangian dual (see :mod:`knapsack_alloc.solvers._dual`),
+bound is the Lagrangian dual (see :mod:`knapsack_alloc.solvers.kernels.dual`),
 computed from the instance alone: it does not look at the counts, so a wrong
 allocation cannot certify itself. :func:`~knapsack_alloc.allocate` reports
 the same bound, or a tighter one its solver proves, and calls its answer
@@ -19,17 +19,12 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from knapsack_alloc._problem import GainSource, gains_are_concave
-from knapsack_alloc._validation import (
-    InvalidArgumentError,
-    integer_array,
-    real_array,
-    real_scalar,
-    rollout_bounds,
-)
-from knapsack_alloc.values import ValueModel, check_estimates, resolve_value
+from knapsack_alloc._validation import integer_array, positive_costs, real_scalar, rollout_bounds
+from knapsack_alloc.exceptions import InvalidArgumentError
+from knapsack_alloc.values import BetaPosterior, ValueArgument, check_estimates, resolve_value
+from knapsack_alloc.values.gains import GainSource
 
 #: Relative difference between objective and upper bound below which an
 #: allocation counts as optimal: both are sums of floating-point terms, so
@@ -97,20 +92,6 @@ class Certificate:
         )
 
 
-def _dual_arguments(
-    lower: NDArray[np.int64],
-    span: NDArray[np.int64],
-    costs: NDArray[np.float64],
-    capacity: float,
-    gains: GainSource,
-    concave: bool,
-) -> tuple[Any, ...]:
-    return (
-        lower, span, costs, capacity, gains.term_a, gains.term_b, gains.a_num, gains.b_num,
-        gains.den, gains.step, gains.table, gains.use_table, concave,
-    )  # fmt: skip
-
-
 def dual_bound(
     lower: NDArray[np.int64],
     span: NDArray[np.int64],
@@ -139,9 +120,9 @@ def dual_bound(
     bound, price : float
         The bound and the price of one cost unit it was evaluated at.
     """
-    from knapsack_alloc.solvers._dual import minimise_dual
+    from knapsack_alloc.solvers.kernels.dual import minimise_dual
 
-    bound, price = minimise_dual(*_dual_arguments(lower, span, costs, capacity, gains, concave))
+    bound, price = minimise_dual(lower, span, costs, capacity, *gains.recurrence(), concave)
     return float(bound), float(price)
 
 
@@ -168,29 +149,26 @@ def shortfall(
     float
         ``upper_bound - objective``, up to rounding.
     """
-    from knapsack_alloc.solvers._dual import dual_gap, held_gains, minimise_dual
+    from knapsack_alloc.solvers.kernels.dual import dual_gap, held_gains, minimise_dual
 
-    g = gains
+    recurrence = gains.recurrence()
     if price is None:
-        price = float(minimise_dual(*_dual_arguments(lower, span, costs, capacity, g, concave))[1])
-    gap = float(dual_gap(lower, span, costs, capacity, g.term_a, g.term_b, g.a_num, g.b_num,
-                         g.den, g.step, g.table, g.use_table, concave, price, extra))  # fmt: skip
+        price = float(minimise_dual(lower, span, costs, capacity, *recurrence, concave)[1])
+    gap = float(dual_gap(lower, span, costs, capacity, *recurrence, concave, price, extra))
     if proven is not None:
-        held = held_gains(lower, span, g.term_a, g.term_b, g.a_num, g.b_num, g.den, g.step,
-                          g.table, g.use_table, extra)  # fmt: skip
-        gap = min(gap, proven - float(held))
+        gap = min(gap, proven - float(held_gains(lower, span, *recurrence, extra)))
     return gap
 
 
 def certify(
-    counts: Any,
-    success_rates: Any,
-    budget: Any,
+    counts: ArrayLike,
+    success_rates: ArrayLike | BetaPosterior,
+    budget: float,
     *,
-    min_rollouts: Any,
-    max_rollouts: Any,
-    costs: Any = None,
-    value: str | ValueModel | Any = "grpo",
+    min_rollouts: int | ArrayLike,
+    max_rollouts: int | ArrayLike,
+    costs: ArrayLike | None = None,
+    value: ValueArgument = "grpo",
 ) -> Certificate:
     """Bound how far ``counts`` can be from the optimal allocation of the instance.
 
@@ -262,17 +240,15 @@ def certify(
     budget_value = real_scalar("budget", budget)
     if budget_value < 0:
         raise InvalidArgumentError(f"budget == {budget!r}, must be >= 0.")
-    per_rollout = np.ones(size) if costs is None else _positive_costs(costs, size)
+    per_rollout = np.ones(size) if costs is None else positive_costs("costs", costs, length=size)
     total_cost = _check_spend(per_rollout, held, budget, budget_value)
 
     capacity = _capacity_above(budget_value, per_rollout, lower)
     # Rollouts the budget could pay for (rounded up: a superset keeps the bound valid).
     affordable = np.floor(capacity / per_rollout * (1 + _SUM_ERROR)) if size else per_rollout
     span = np.minimum(upper - lower, affordable).astype(np.int64)
-    gains = model.gains(estimates, lower, span)
-    dual, price = dual_bound(
-        lower, span, per_rollout, capacity, gains, gains_are_concave(gains, lower, span)
-    )
+    gains = model._gains(estimates, lower, span)
+    dual, price = dual_bound(lower, span, per_rollout, capacity, gains, gains.concave(lower, span))
     return Certificate(
         objective=float(model.value(held, estimates).sum()),
         upper_bound=float(model.value(lower, estimates).sum()) + dual,
@@ -281,17 +257,6 @@ def certify(
         budget=budget_value,
         value=model.name,
     )
-
-
-def _positive_costs(costs: Any, size: int) -> NDArray[np.float64]:
-    per_rollout = real_array("costs", costs, length=size)
-    not_positive = per_rollout <= 0
-    if not_positive.any():
-        i = int(np.flatnonzero(not_positive)[0])
-        raise InvalidArgumentError(
-            f"costs[{i}] == {float(per_rollout[i])!r}, must be > 0 (cost of one rollout)."
-        )
-    return per_rollout
 
 
 def _check_spend(
@@ -306,8 +271,10 @@ def _check_spend(
         over = False
     else:  # too close to call in floating point: decide with exact fractions
         exact = sum(Fraction(c) * n for c, n in zip(costs.tolist(), counts.tolist(), strict=True))
-        limit = Fraction(int(budget)) if isinstance(budget, (int, np.integer)) else Fraction(
-            budget_value
+        limit = (
+            Fraction(int(budget))
+            if isinstance(budget, (int, np.integer))
+            else Fraction(budget_value)
         )
         over = exact > limit
     if over:
@@ -319,9 +286,7 @@ def _check_spend(
     return total
 
 
-def _capacity_above(
-    budget: float, costs: NDArray[np.float64], lower: NDArray[np.int64]
-) -> float:
+def _capacity_above(budget: float, costs: NDArray[np.float64], lower: NDArray[np.int64]) -> float:
     """Bound ``budget - sum(costs * lower)`` from above (rounding only ever raises it)."""
     floor = math.fsum((costs * lower).tolist()) * (1 - _SUM_ERROR)
     return float(np.nextafter(budget - floor, np.inf))

@@ -1,30 +1,35 @@
-"""The one entry point: :func:`allocate`."""
+"""The one entry point: :func:`allocate`, and :func:`solve` behind it."""
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from knapsack_alloc._problem import Problem, gains_are_concave
 from knapsack_alloc._validation import (
     MAX_INTEGER,
-    InvalidArgumentError,
     choice,
     integer_scalar,
     real_scalar,
     rollout_bounds,
 )
 from knapsack_alloc.certificates import proves_optimal, shortfall
-from knapsack_alloc.costs import resolve_costs
+from knapsack_alloc.costs import CostModel, resolve_costs
+from knapsack_alloc.exceptions import IgnoredArgumentWarning, InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
-from knapsack_alloc.solvers import SOLVERS, SolverOptions
+from knapsack_alloc.solvers import SOLVERS, SolverName
+from knapsack_alloc.solvers.problem import Problem, SolverOptions
 from knapsack_alloc.values import (
     BUILT_IN,
+    BetaPosterior,
+    Estimates,
     NonzeroGradientValue,
+    ValueArgument,
     ValueModel,
     check_estimates,
     resolve_value,
@@ -41,15 +46,15 @@ _EXACT_INT64 = 2**62
 
 
 def allocate(
-    success_rates: Any,
-    budget: Any,
+    success_rates: ArrayLike | BetaPosterior,
+    budget: float,
     *,
-    min_rollouts: Any = 2,
-    max_rollouts: Any = 128,
-    costs: Any = None,
-    cost_resolution: Any = None,
-    value: str | ValueModel | Any = "grpo",
-    solver: str = "auto",
+    min_rollouts: int | ArrayLike = 2,
+    max_rollouts: int | ArrayLike = 128,
+    costs: ArrayLike | None = None,
+    cost_resolution: float | None = None,
+    value: ValueArgument = "grpo",
+    solver: SolverName = "auto",
     time_limit: float | None = None,
     allow_unused_budget: bool = False,
     max_table_bytes: int | None = None,
@@ -78,15 +83,17 @@ def allocate(
     value : {'grpo', 'nonzero'}, ValueModel or callable, default 'grpo'
         ``'grpo'``: ``P_nz(N, p) * p * (1 - p)**2`` (the paper);
         ``'nonzero'``: ``P_nz(N, p)``, the expected number of prompts with a
-        gradient; or a value model / vectorised callable ``value(N, p)`` that
-        does not decrease in ``N``.
+        gradient; or a :class:`ValueModel` / vectorised callable
+        ``value(N, p)`` that does not decrease in ``N``.
     solver : {'auto', 'greedy', 'dp', 'ortools', 'textbook'}, default 'auto'
         ``'auto'`` picks the fastest exact method. ``'greedy'``: exact for
         unit costs, else feasible with a bound; ``'dp'``: exact for integer
-        costs; ``'ortools'``: SCIP through OR-Tools (optional dependency);
+        costs (it returns the greedy answer when that is proven optimal);
+        ``'ortools'``: SCIP through OR-Tools (optional dependency);
         ``'textbook'``: the slow O(n * B * U) DP, for comparison.
     time_limit : float, optional
-        Seconds allowed to the ``'ortools'`` solver.
+        Seconds allowed to the ``'ortools'`` solver; the other solvers do
+        not use it and warn (:class:`~knapsack_alloc.exceptions.IgnoredArgumentWarning`).
     allow_unused_budget : bool, default False
         A budget above what ``max_rollouts`` can use is an error unless this
         is True; the result's ``unused_budget`` then says how much is left.
@@ -102,7 +109,15 @@ def allocate(
         ``counts`` per prompt in input order, ``objective``, ``upper_bound``
         (the Lagrangian bound of :func:`~knapsack_alloc.certify`, or a tighter
         one the solver proves), ``status`` (``'optimal'`` when the two agree
-        within a relative ``1e-9``), ``solver``, ``total_cost``, ``solve_time``.
+        within a relative ``1e-9``), ``solver`` (the method that found the
+        counts) and ``requested_solver``, ``total_cost``, ``solve_time``.
+
+    Raises
+    ------
+    InvalidArgumentError, InvalidArgumentTypeError
+        On a bad argument (a ``ValueError``, a ``TypeError``).
+    MissingDependencyError
+        When ``solver='ortools'`` and OR-Tools is not installed.
 
     Notes
     -----
@@ -136,48 +151,212 @@ def allocate(
     if (
         type(min_rollouts) is int
         and type(max_rollouts) is int
+        and type(budget) is int
         and costs is None
         and cost_resolution is None
         and time_limit is None
         and max_table_bytes is None
         and isinstance(estimates, np.ndarray)
+        and isinstance(solver, str)
+        and isinstance(value, (str, NonzeroGradientValue))
     ):
-        result = _point_rates_unit_costs(estimates, budget, min_rollouts, max_rollouts, value,
-                                         solver, started)  # fmt: skip
+        model = BUILT_IN.get(value) if isinstance(value, str) else value
+        result = _one_call(estimates, budget, min_rollouts, max_rollouts, model, solver, started)
         if result is not None:
             return result
     size = len(estimates)
-    solver_name = choice("solver", solver, SOLVERS)
+    name = check_solver(solver)
     model = resolve_value(value)
-    options = SolverOptions(_time_limit(time_limit), _table_limit(max_table_bytes))
+    options = solver_options(name, time_limit, max_table_bytes, warn_depth=3)
     lower, upper = rollout_bounds(min_rollouts, max_rollouts, size)
     cost_model = resolve_costs(costs, budget, size, cost_resolution)
-    units = cost_model.units
-    unit_cost = cost_model.kind == "unit"
+    return solve(estimates, cost_model, lower, upper, model, name, options,
+                 allow_unused_budget=allow_unused_budget, started=started)  # fmt: skip
+
+
+def check_solver(solver: Any) -> SolverName:
+    """Check the ``solver`` argument against the registry."""
+    return choice("solver", solver, SOLVERS)  # type: ignore[return-value]
+
+
+def check_time_limit(
+    solver: SolverName, time_limit: Any, *, warn_depth: int | None
+) -> float | None:
+    """Check ``time_limit``; warn if ``solver`` ignores it.
+
+    Parameters
+    ----------
+    solver : str
+        A registered solver name.
+    time_limit : float or None
+        As given to :func:`allocate`.
+    warn_depth : int or None
+        ``stacklevel`` of the warning, counted from this function; None for
+        no warning (the caller warned when it checked its parameters).
+
+    Returns
+    -------
+    float or None
+        The seconds the solver gets, None if it runs to the end.
+    """
+    seconds = _time_limit(time_limit)
+    if seconds is not None and not SOLVERS[solver].uses_time_limit:
+        if warn_depth is not None:
+            warnings.warn(
+                f"time_limit == {time_limit!r} is ignored: solver={solver!r} runs to the end; "
+                "only solver='ortools' stops at a time limit.",
+                IgnoredArgumentWarning,
+                stacklevel=warn_depth,
+            )
+        return None
+    return seconds
+
+
+def solver_options(
+    solver: SolverName, time_limit: Any, max_table_bytes: Any, *, warn_depth: int | None = 2
+) -> SolverOptions:
+    """Check the solver limits; warn about a ``time_limit`` that ``solver`` ignores.
+
+    Parameters
+    ----------
+    solver : str
+        A registered solver name.
+    time_limit, max_table_bytes
+        As given to :func:`allocate`.
+    warn_depth : int or None, default 2
+        As in :func:`check_time_limit`, counted from this function.
+
+    Returns
+    -------
+    SolverOptions
+    """
+    depth = None if warn_depth is None else warn_depth + 1
+    seconds = check_time_limit(solver, time_limit, warn_depth=depth)
+    return SolverOptions(seconds, _table_limit(max_table_bytes))
+
+
+@dataclass(frozen=True)
+class Solve:
+    """:func:`solve` with the value model, the solver and its limits bound.
+
+    The stateful allocator builds one per plan from its parameters, and its
+    rules call it on the prompts whose split they optimise.
+    """
+
+    model: ValueModel
+    solver: SolverName
+    options: SolverOptions
+    allow_unused_budget: bool = False
+
+    def __call__(
+        self,
+        estimates: Estimates,
+        costs: CostModel,
+        lower: int | NDArray[np.int64],
+        upper: int | NDArray[np.int64],
+        model: ValueModel | None = None,
+    ) -> AllocationResult:
+        """Solve for ``estimates`` (with ``model`` instead of the bound one, if given)."""
+        return solve(estimates, costs, lower, upper, self.model if model is None else model,
+                     self.solver, self.options,
+                     allow_unused_budget=self.allow_unused_budget)  # fmt: skip
+
+
+def solve(
+    estimates: Estimates,
+    costs: CostModel,
+    lower: int | NDArray[np.int64],
+    upper: int | NDArray[np.int64],
+    model: ValueModel,
+    solver: SolverName,
+    options: SolverOptions,
+    *,
+    allow_unused_budget: bool = False,
+    started: float | None = None,
+) -> AllocationResult:
+    """:func:`allocate` once every argument is checked: the costs already in units.
+
+    Parameters
+    ----------
+    estimates : numpy.ndarray of float64 or BetaPosterior
+        Checked success rates, or beliefs.
+    costs : CostModel
+        Costs and budget in whole units (:func:`~knapsack_alloc.costs.resolve_costs`).
+    lower, upper : int or numpy.ndarray of int64
+        Checked bounds, ``0 <= lower <= upper <= 2**53``.
+    model : ValueModel
+        The value model.
+    solver : str
+        A registered solver name.
+    options : SolverOptions
+        The solvers' limits (:func:`solver_options`).
+    allow_unused_budget : bool, default False
+        As in :func:`allocate`.
+    started : float, optional
+        ``time.perf_counter()`` when the caller started; default now.
+
+    Returns
+    -------
+    AllocationResult
+        Its budget and costs in the caller's scale (``costs.unit`` per unit).
+    """
+    started = time.perf_counter() if started is None else started
+    if (
+        isinstance(lower, int)
+        and isinstance(upper, int)
+        and costs.kind == "unit"
+        and isinstance(estimates, np.ndarray)
+    ):
+        result = _one_call(estimates, costs.budget_units, lower, upper, model, solver, started)
+        if result is not None:
+            return result
+    size = len(estimates)
+    return _solve_general(
+        estimates, costs, _per_prompt(lower, size), _per_prompt(upper, size), model, solver,
+        options, allow_unused_budget, started,
+    )  # fmt: skip
+
+
+def _per_prompt(bound: int | NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    return np.full(size, bound, dtype=np.int64) if isinstance(bound, int) else bound
+
+
+def _solve_general(
+    estimates: Estimates,
+    costs: CostModel,
+    lower: NDArray[np.int64],
+    upper: NDArray[np.int64],
+    model: ValueModel,
+    solver: SolverName,
+    options: SolverOptions,
+    allow_unused_budget: bool,
+    started: float,
+) -> AllocationResult:
+    """Reduce the instance to a :class:`Problem`, run the solver and certify its answer."""
+    size = len(estimates)
+    units = costs.units
+    unit_cost = costs.kind == "unit"
     floor = _exact_dot(units, lower)
     ceiling = _exact_dot(units, upper)
-    if size == 0 and cost_model.budget_units > 0:
+    shown = costs.shown_budget
+    if costs.budget_units < floor:
         raise InvalidArgumentError(
-            f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
-        )
-    if cost_model.budget_units < floor:
-        raise InvalidArgumentError(
-            f"budget == {budget!r} is below the {floor} cost units that min_rollouts requires "
+            f"budget == {shown!r} is below the {floor} cost units that min_rollouts requires "
             f"(sum of cost * min_rollouts); raise the budget or lower min_rollouts."
         )
-    if cost_model.budget_units > ceiling and not allow_unused_budget:
+    if costs.budget_units > ceiling and not allow_unused_budget:
         raise InvalidArgumentError(
-            f"budget == {budget!r} is above the {ceiling} cost units that max_rollouts can use "
+            f"budget == {shown!r} is above the {ceiling} cost units that max_rollouts can use "
             "(sum of cost * max_rollouts); lower the budget, raise max_rollouts, or pass "
             "allow_unused_budget=True to leave the rest unspent."
         )
     divisor = 1 if unit_cost or not size else int(np.gcd.reduce(units))
     reduced_costs = units // divisor
-    capacity = (min(cost_model.budget_units, ceiling) - floor) // divisor
+    capacity = (min(costs.budget_units, ceiling) - floor) // divisor
     # No prompt can take more extra rollouts than the budget pays for.
     span = np.minimum(upper - lower, capacity // reduced_costs)
-    gains = model.gains(estimates, lower, span)
-    concave = gains_are_concave(gains, lower, span)
+    gains = model._gains(estimates, lower, span)
+    concave = gains.concave(lower, span)
     problem = Problem(
         lower=lower,
         span=span,
@@ -187,7 +366,7 @@ def allocate(
         concave=concave,
         unit_cost=unit_cost or divisor == int(units.max(initial=1)),
     )
-    output = SOLVERS[solver_name](problem, options)
+    output = SOLVERS[solver].run(problem, options)
     counts = lower + output.extra
     objective = float(model.value(counts, estimates).sum())
     upper_bound = objective + shortfall(
@@ -202,44 +381,46 @@ def allocate(
         counts=counts,
         objective=objective,
         upper_bound=upper_bound,
-        total_cost=float(counts.sum() if unit_cost else cost_model.per_rollout @ counts),
-        budget=cost_model.budget,
-        solver=output.solver,
+        total_cost=costs.spent(counts),
+        budget=costs.budget,
+        solver=output.method,
         status=status,  # type: ignore[arg-type]
         solve_time=time.perf_counter() - started,
         value=model.name,
-        cost_rounding=cost_model.rounding,
+        cost_rounding=costs.rounding,
+        requested_solver=solver,
     )
 
 
-def _point_rates_unit_costs(
+def _one_call(
     rates: NDArray[np.float64],
-    budget: Any,
+    budget: int,
     lower: int,
     upper: int,
-    value: Any,
+    model: ValueModel | None,
     solver: str,
     started: float,
 ) -> AllocationResult | None:
     """Solve the most common case in one compiled call, or None if this is not it.
 
     The case: point success rates, a built-in value model, scalar bounds with
-    ``1 <= min_rollouts``, unit costs, a budget the bounds can spend, and the
-    ``auto`` or ``greedy`` solver. Anything else, errors included, goes
-    through the general path. The kernel also evaluates the Lagrangian bound
-    at the greedy's price, so the status is checked as on the general path.
+    ``1 <= min_rollouts``, unit costs, a budget the bounds can spend, and a
+    solver that answers it with the greedy kernel. Anything else, errors
+    included, goes the general way. The kernel also evaluates the Lagrangian
+    bound at the greedy's price, so the status is checked as on the general
+    path.
     """
-    model = BUILT_IN.get(value) if isinstance(value, str) else value
     size = rates.shape[0]
+    chosen = SOLVERS.get(solver)  # type: ignore[call-overload]
     if (
         not isinstance(model, NonzeroGradientValue)
-        or solver not in ("auto", "greedy")
-        or type(budget) is not int
+        or chosen is None
+        or not chosen.greedy_on_unit_costs
         or not 1 <= lower <= upper <= MAX_INTEGER
         or not 0 < size * lower <= budget <= min(size * upper, MAX_INTEGER)
     ):
         return None
-    from knapsack_alloc.solvers._fused import point_rates_greedy
+    from knapsack_alloc.solvers.kernels.fused import point_rates_greedy
 
     capacity = budget - size * lower
     counts, objective, upper_bound = point_rates_greedy(
@@ -255,6 +436,7 @@ def _point_rates_unit_costs(
         status="optimal" if proves_optimal(objective, upper_bound) else "feasible",
         solve_time=time.perf_counter() - started,
         value=model.name,
+        requested_solver=solver,
     )
 
 

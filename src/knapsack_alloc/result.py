@@ -33,7 +33,10 @@ class AllocationResult:
     unused_budget : float
         ``budget - total_cost``.
     solver : str
-        The solver that produced ``counts`` (``"auto"`` resolved).
+        The method that found ``counts``: ``'greedy'``, ``'dp'``,
+        ``'ortools'`` or ``'textbook'``. It differs from ``requested_solver``
+        when ``'auto'`` chose it, or when ``'dp'`` found the greedy answer
+        already proven optimal (the bound shows it, see ``status``).
     status : {'optimal', 'feasible', 'time_limit'}
         ``optimal``: ``objective`` and ``upper_bound`` agree within a relative
         ``1e-9`` (checked, never assumed); ``feasible``: within budget, at most
@@ -45,6 +48,8 @@ class AllocationResult:
     cost_rounding : float or None
         Largest relative amount by which a cost was rounded up when
         ``cost_resolution`` was used, else None.
+    requested_solver : str
+        The ``solver`` argument: ``'auto'`` or a solver's name.
     """
 
     counts: NDArray[np.int64]
@@ -57,6 +62,7 @@ class AllocationResult:
     solve_time: float
     value: str
     cost_rounding: float | None = None
+    requested_solver: str = "auto"
     unused_budget: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +74,11 @@ class AllocationResult:
         """``upper_bound - objective``: how far from optimal the answer can be."""
         return max(self.upper_bound - self.objective, 0.0)
 
+    def _asked(self) -> str:
+        if self.requested_solver in ("auto", self.solver):
+            return ""
+        return f" (asked {self.requested_solver!r})"
+
     def __len__(self) -> int:
         return int(self.counts.shape[0])
 
@@ -78,5 +89,5 @@ class AllocationResult:
         return (
             f"AllocationResult(n={len(self)}, total_cost={self.total_cost:g}, "
             f"objective={self.objective:.6g}, status={self.status!r}, gap={self.gap:.2g}, "
-            f"solver={self.solver!r}, solve_time={self.solve_time * 1e3:.3g} ms)"
+            f"solver={self.solver!r}{self._asked()}, solve_time={self.solve_time * 1e3:.3g} ms)"
         )

@@ -12,7 +12,7 @@ from knapsack_alloc.cli import (
     diagnose_command,
     simulate_command,
 )
-from knapsack_alloc.cli.tables import CommandError
+from knapsack_alloc.exceptions import KnapsackAllocError
 
 EPILOG = """\
 examples:
@@ -43,11 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 on bad input, one line on stderr)."""
+    """Run the command line; returns the exit code (2 on bad input, one line on stderr).
+
+    Errors the library raises on purpose (:class:`KnapsackAllocError`) and
+    files that cannot be read or written become one line and exit code 2;
+    anything else is a bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (CommandError, ValueError, TypeError, OSError, ImportError) as error:
+    except (KnapsackAllocError, OSError) as error:
         print(f"knapsack-alloc: error: {error}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from knapsack_alloc._validation import first_outside_unit_interval
 from knapsack_alloc.cli.tables import (
     CommandError,
     Table,
@@ -16,6 +17,8 @@ from knapsack_alloc.cli.tables import (
     read_table,
     write_allocation,
 )
+from knapsack_alloc.solvers import SOLVERS
+from knapsack_alloc.values import BUILT_IN
 
 DESCRIPTION = """\
 Split a rollout budget across the prompts of FILE and write one row per prompt,
@@ -49,24 +52,59 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="per-prompt input (.csv, .jsonl, .parquet)")
-    parser.add_argument("--budget", required=True, type=float, metavar="B",
-                        help="total rollouts (or cost units when a cost column is given)")
+    parser.add_argument(
+        "--budget",
+        required=True,
+        type=float,
+        metavar="B",
+        help="total rollouts (or cost units when a cost column is given)",
+    )
     parser.add_argument("-o", "--output", metavar="OUT", help="write the CSV here, not stdout")
-    parser.add_argument("--min-rollouts", type=int, default=2, metavar="N",
-                        help="fewest rollouts per prompt (default 2)")
-    parser.add_argument("--max-rollouts", type=int, default=128, metavar="N",
-                        help="most rollouts per prompt (default 128)")
-    parser.add_argument("--value", default="grpo", choices=["grpo", "nonzero"],
-                        help="value model (default grpo: P_nz * p(1-p)^2)")
-    parser.add_argument("--solver", default="auto",
-                        choices=["auto", "greedy", "dp", "ortools", "textbook"],
-                        help="solver (default auto: the fastest exact one)")
-    parser.add_argument("--cost-resolution", type=float, metavar="R",
-                        help="round real-valued costs to multiples of R")
-    parser.add_argument("--prior", type=float, nargs=2, default=(1.0, 1.0), metavar=("A", "B"),
-                        help="Beta prior for successes,trials input (default 1 1)")
-    parser.add_argument("--allow-unused-budget", action="store_true",
-                        help="accept a budget above what --max-rollouts can use")
+    parser.add_argument(
+        "--min-rollouts",
+        type=int,
+        default=2,
+        metavar="N",
+        help="fewest rollouts per prompt (default 2)",
+    )
+    parser.add_argument(
+        "--max-rollouts",
+        type=int,
+        default=128,
+        metavar="N",
+        help="most rollouts per prompt (default 128)",
+    )
+    parser.add_argument(
+        "--value",
+        default="grpo",
+        choices=sorted(BUILT_IN),
+        help="value model (default grpo: P_nz * p(1-p)^2)",
+    )
+    parser.add_argument(
+        "--solver",
+        default="auto",
+        choices=list(SOLVERS),
+        help="solver (default auto: the fastest exact one)",
+    )
+    parser.add_argument(
+        "--cost-resolution",
+        type=float,
+        metavar="R",
+        help="round real-valued costs to multiples of R",
+    )
+    parser.add_argument(
+        "--prior",
+        type=float,
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("A", "B"),
+        help="Beta prior for successes,trials input (default 1 1)",
+    )
+    parser.add_argument(
+        "--allow-unused-budget",
+        action="store_true",
+        help="accept a budget above what --max-rollouts can use",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write a JSON report here")
     parser.set_defaults(run=run)  # fmt: skip
 
@@ -74,7 +112,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``allocate`` for parsed ``args``; returns the exit code."""
     from knapsack_alloc import BetaPosterior, allocate
-    from knapsack_alloc.metrics import predicted_effective_ratio, uniform_counts
+    from knapsack_alloc.allocator.metrics import predicted_effective_ratio, uniform_counts
 
     table = read_table(args.file)
     if table.rows == 0:
@@ -172,9 +210,8 @@ def _certificate(
 def _estimates(table: Table, prior: tuple[float, float], posterior: Any) -> Any:
     if "success_rate" in table.columns:
         rates = table.numbers("success_rate")
-        outside = np.flatnonzero((rates < 0) | (rates > 1))
-        if outside.size:
-            i = int(outside[0])
+        i = first_outside_unit_interval(rates)
+        if i >= 0:
             raise table.fail("success_rate", i, f"{rates[i]:g} is outside [0, 1]")
         return rates
     if "successes" not in table.columns or "trials" not in table.columns:

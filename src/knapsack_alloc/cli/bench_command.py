@@ -7,9 +7,13 @@ import json
 import platform
 import time
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any
 
+import numpy as np
+
 from knapsack_alloc.cli.tables import CommandError, format_seconds
+from knapsack_alloc.solvers import SOLVERS, SolverName
 
 DESCRIPTION = """\
 Time every solver (greedy, dp, ortools, and the textbook O(n*B*U) DP as the
@@ -26,7 +30,8 @@ examples:
   knapsack-alloc bench --json bench.json
   knapsack-alloc bench --quick --min-time 0.05"""
 
-SOLVERS = ("greedy", "dp", "ortools", "textbook")
+#: The exact solvers compared: every registered one but "auto", which picks among them.
+EXACT_SOLVERS: tuple[SolverName, ...] = tuple(name for name in SOLVERS if name != "auto")
 # Work limits (prompts x budget x span for the textbook DP, binary variables
 # for OR-Tools) beyond which a solver would take minutes on a laptop.
 TEXTBOOK_MAX_WORK = 1.5e9
@@ -67,10 +72,15 @@ def add_parser(commands: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes and short timings (well under a minute)")
-    parser.add_argument("--min-time", type=float, metavar="S",
-                        help="seconds of repeated timing per entry (default 0.2 quick, 1.0 full)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes and short timings (well under a minute)"
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        metavar="S",
+        help="seconds of repeated timing per entry (default 0.2 quick, 1.0 full)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.set_defaults(run=run)  # fmt: skip
 
@@ -78,14 +88,11 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``bench`` for parsed ``args``; returns the exit code."""
     try:
-        from pytest_benchmark.stats import Stats
         from rich.console import Console
         from rich.progress import Progress
         from rich.table import Table
     except ImportError:
-        raise CommandError(
-            "bench needs rich and pytest-benchmark: pip install 'knapsack-alloc[bench]'"
-        ) from None
+        raise CommandError("bench needs rich: pip install 'knapsack-alloc[bench]'") from None
     from knapsack_alloc.benchmark import make_instance
 
     min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
@@ -94,12 +101,12 @@ def run(args: argparse.Namespace) -> int:
     cases = [case for case in GRID if case.quick or not args.quick]
     rows: list[dict[str, Any]] = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("benchmarking", total=len(cases) * len(SOLVERS))
+        task = progress.add_task("benchmarking", total=len(cases) * len(EXACT_SOLVERS))
         for case in cases:
             instance = make_instance(case.prompts, per_prompt_costs=case.per_prompt_costs)
-            for solver in SOLVERS:
+            for solver in EXACT_SOLVERS:
                 progress.update(task, description=f"{instance.name}: {solver}")
-                rows.append(_measure(instance, solver, args.quick, min_time, Stats))
+                rows.append(_measure(instance, solver, args.quick, min_time))
                 progress.advance(task)
     all_agree = _compare(rows)
     table = Table(title="knapsack-alloc: solve time per step")
@@ -126,13 +133,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all_agree else 1
 
 
-def _skip_reason(instance: Any, solver: str, quick: bool) -> str | None:
+def _skip_reason(instance: Any, solver: SolverName, quick: bool) -> str | None:
     span = instance.max_rollouts - instance.min_rollouts
     costs = instance.costs
     floor = instance.min_rollouts * (instance.size if costs is None else int(costs.sum()))
     capacity = instance.budget - floor
     if solver == "textbook" and instance.size * capacity * span > TEXTBOOK_MAX_WORK:
         return f"{instance.size * capacity * span:.2g} steps of O(n*B*U) work"
+    if solver == "ortools" and find_spec("ortools") is None:
+        return "OR-Tools not installed: pip install 'knapsack-alloc[ortools]'"
     if solver == "ortools" and instance.size * span > ORTOOLS_MAX_VARIABLES[quick]:
         return f"{instance.size * span:,} binary variables"
     if solver == "dp" and instance.size >= 1_000_000:
@@ -140,9 +149,7 @@ def _skip_reason(instance: Any, solver: str, quick: bool) -> str | None:
     return None
 
 
-def _measure(
-    instance: Any, solver: str, quick: bool, min_time: float, stats_type: Any
-) -> dict[str, Any]:
+def _measure(instance: Any, solver: SolverName, quick: bool, min_time: float) -> dict[str, Any]:
     from knapsack_alloc import allocate
     from knapsack_alloc.benchmark import make_instance
 
@@ -166,26 +173,22 @@ def _measure(
 
     warm_up = make_instance(16, per_prompt_costs=instance.costs is not None)
     allocate(warm_up.rates, warm_up.budget, costs=warm_up.costs, solver=solver)  # load kernels
-    stats = stats_type()  # its properties are cached: read them only after the loop
-    spent = 0.0
-    rounds = 0
+    times: list[float] = []
     result = None
-    while spent < min_time and rounds < _MAX_ROUNDS:
+    while sum(times) < min_time and len(times) < _MAX_ROUNDS:
         started = time.perf_counter()
         result = solve()
-        elapsed = time.perf_counter() - started
-        stats.update(elapsed)
-        spent += elapsed
-        rounds += 1
+        times.append(time.perf_counter() - started)
     assert result is not None
+    q1, median, q3 = np.percentile(times, [25, 50, 75]).tolist()
     return row | {
         "status": result.status,
         "objective": result.objective,
         "upper_bound": result.upper_bound,
-        "median_s": stats.median,
-        "iqr_s": stats.iqr,
-        "min_s": stats.min,
-        "rounds": stats.rounds,
+        "median_s": median,
+        "iqr_s": q3 - q1,
+        "min_s": min(times),
+        "rounds": len(times),
     }
 
 

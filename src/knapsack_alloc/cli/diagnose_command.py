@@ -92,6 +92,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``diagnose`` for parsed ``args``; returns the exit code."""
     from knapsack_alloc.diagnose import diagnose
+    from knapsack_alloc.diagnose.diagnosis import DEFAULT_PRESETS
     from knapsack_alloc.diagnose.report import json_report, text_report
 
     outputs = [path for path in (args.json, args.plot) if path]
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         success_threshold=args.success_threshold,
         min_rollouts=args.min_rollouts,
         max_rollouts=args.max_rollouts,
-        presets=() if args.no_replay else ("paper", "bayes"),
+        presets=() if args.no_replay else DEFAULT_PRESETS,
         seed=args.seed,
     )
     writers: list[tuple[str, Callable[[IO[bytes]], None]]] = []

@@ -16,8 +16,10 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.exceptions import KnapsackAllocError
 
-class CommandError(Exception):
+
+class CommandError(KnapsackAllocError):
     """A problem the user can fix; the command prints it as one line and exits 2."""
 
 

@@ -22,6 +22,6 @@ outputs.
 from __future__ import annotations
 
 from knapsack_alloc.diagnose.diagnosis import Diagnosis, diagnose
-from knapsack_alloc.diagnose.errors import InputFileError
+from knapsack_alloc.exceptions import InputFileError
 
 __all__ = ["Diagnosis", "InputFileError", "diagnose"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.allocator.presets import PRESETS, PresetName
 from knapsack_alloc.diagnose.figures import (
     PromptFigures,
     RewardScale,
@@ -30,9 +30,10 @@ from knapsack_alloc.diagnose.replay import (
     suggest_bounds,
 )
 from knapsack_alloc.diagnose.sources import Sources, find_sources
+from knapsack_alloc.exceptions import InvalidArgumentError
 
-#: Presets replayed by default.
-PRESETS = ("paper", "bayes")
+#: Presets replayed by default: every preset of the allocator.
+DEFAULT_PRESETS: tuple[PresetName, ...] = tuple(PRESETS)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def diagnose(
     success_threshold: float | None = None,
     min_rollouts: int | None = None,
     max_rollouts: int | None = None,
-    presets: Sequence[str] = PRESETS,
+    presets: Sequence[PresetName] = DEFAULT_PRESETS,
     seed: int = 0,
     fast: bool = True,
 ) -> Diagnosis:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from knapsack_alloc.diagnose.errors import InputFileError
+from knapsack_alloc.exceptions import InputFileError
 
 #: Bytes read at a time; a block ends at the last newline inside it.
 BLOCK_BYTES = 8 << 20

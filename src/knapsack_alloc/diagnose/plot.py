@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from knapsack_alloc.diagnose.diagnosis import Diagnosis
+from knapsack_alloc.exceptions import MissingDependencyError
 
 _STYLES = {
     "as run": {"color": "0.45", "linestyle": "--"},
@@ -30,7 +31,9 @@ def render(result: Diagnosis, handle: Any) -> None:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'knapsack-alloc[plot]'") from None
+        raise MissingDependencyError(
+            "--plot needs matplotlib: pip install 'knapsack-alloc[plot]'"
+        ) from None
     steps = result.steps
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     try:

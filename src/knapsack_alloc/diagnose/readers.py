@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.diagnose.errors import InputFileError
 from knapsack_alloc.diagnose.jsonlines import Block, Field, JsonLinesReader
 from knapsack_alloc.diagnose.prompts import PromptRegistry, RolloutBatch, hash64
 from knapsack_alloc.diagnose.sources import TABLE_COLUMNS, Sources
 from knapsack_alloc.diagnose.tables import TableBlock, csv_blocks, parquet_blocks
+from knapsack_alloc.exceptions import InputFileError
 
 #: Reward field read by default, per format (TRL: the sum of its reward columns).
 DEFAULT_REWARD = {"verl": "score", "table": "reward"}

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
 from knapsack_alloc.diagnose.groups import GroupTable
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.values import NONZERO
+
+if TYPE_CHECKING:
+    from knapsack_alloc.allocator.presets import PresetName
 
 #: Probability of a gradient the suggested upper bound aims at.
 TARGET_GRADIENT_PROBABILITY = 0.9
@@ -215,14 +219,17 @@ def replay(
     table: GroupTable,
     layout: StepLayout,
     rates: NDArray[np.float64],
-    preset: str,
+    preset: PresetName,
     bounds: Bounds,
     seed: int,
 ) -> Projection:
     """Replay the run's steps with a :class:`KnapsackAllocator` of ``preset`` (see the module)."""
     from knapsack_alloc import KnapsackAllocator
 
-    params = {"min_rollouts": bounds.min_rollouts, "max_rollouts": bounds.max_rollouts}
+    params: dict[str, Any] = {
+        "min_rollouts": bounds.min_rollouts,
+        "max_rollouts": bounds.max_rollouts,
+    }
     if preset == "paper":
         params["default_rollouts"] = bounds.default_rollouts
     allocator = KnapsackAllocator(preset, **params)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from knapsack_alloc.diagnose.errors import InputFileError
+from knapsack_alloc.exceptions import InputFileError
 
 #: Formats :func:`find_sources` recognises.
 FORMATS = ("verl", "table", "trl")

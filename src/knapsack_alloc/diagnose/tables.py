@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc.diagnose.errors import InputFileError
+from knapsack_alloc.exceptions import InputFileError, MissingDependencyError
 
 #: Rows converted at a time.
 BLOCK_ROWS = 1 << 18
@@ -245,7 +245,7 @@ def _pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as parquet
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             "reading Parquet needs pyarrow: pip install 'knapsack-alloc[parquet]'"
         ) from None
     return parquet

@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from knapsack_alloc._validation import InvalidArgumentError, choice, real_scalar
+from knapsack_alloc._validation import choice, real_scalar
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 __all__ = ["GROUP_WEIGHTINGS", "GroupStability"]
 

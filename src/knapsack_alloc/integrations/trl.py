@@ -347,8 +347,8 @@ def _trainer_class() -> type:
     from trl.trainer.grpo_trainer import GRPOTrainer
     from trl.trainer.utils import RepeatSampler, nanstd
 
-    from knapsack_alloc._validation import InvalidArgumentError
     from knapsack_alloc.batching import expand_counts
+    from knapsack_alloc.exceptions import InvalidArgumentError
     from knapsack_alloc.integrations.groups import GroupStability
 
     # TRL's internals are typed loosely and change between versions; checking

@@ -16,6 +16,6 @@ from __future__ import annotations
 from knapsack_alloc.rounds.plan import RoundPlan
 from knapsack_alloc.rounds.schedule import round_shares
 from knapsack_alloc.rounds.step import StepRounds
-from knapsack_alloc.rounds.values import StepGroupValue
+from knapsack_alloc.values.step_group import StepGroupValue
 
 __all__ = ["RoundPlan", "StepGroupValue", "StepRounds", "round_shares"]

@@ -1,37 +1,36 @@
 """Each preset's rule for a round after the first, given the step's rewards so far.
 
 Pure functions from reward counts to final group sizes, the round-aware
-counterparts of :func:`~knapsack_alloc.presets.bayes_counts` and
-:func:`~knapsack_alloc.presets.paper_counts` (which plan the first round).
-Budgets and costs are whole cost units; sizes are the groups' sizes once the
-round is generated, so a round's rollouts are the sizes minus
+counterparts of :func:`~knapsack_alloc.allocator.presets.bayes_counts` and
+:func:`~knapsack_alloc.allocator.presets.paper_counts` (which plan the first round).
+Budgets and costs are whole cost units (a :class:`~knapsack_alloc.costs.CostModel`);
+sizes are the groups' sizes once the round is generated, so a round's rollouts are the sizes minus
 :attr:`StepEvidence.held`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.engine import allocate
-from knapsack_alloc.history import WindowCounts
-from knapsack_alloc.posterior import BetaPosterior
-from knapsack_alloc.presets import (
+from knapsack_alloc.allocator.history import WindowCounts
+from knapsack_alloc.allocator.presets import (
     EFFECTIVE,
     UNSEEN,
     WARMUP,
     ZERO,
-    PaperPlan,
+    PresetPlan,
     _split_equally,
     classify,
 )
+from knapsack_alloc.costs import CostModel
+from knapsack_alloc.engine import Solve
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
-from knapsack_alloc.rounds.values import StepGroupValue
 from knapsack_alloc.values import NonzeroGradientValue
+from knapsack_alloc.values.step_group import StepGroupValue
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,12 @@ def bayes_round(
     window: WindowCounts,
     evidence: StepEvidence,
     prior: tuple[float, float],
-    units: NDArray[np.int64],
-    budget: int,
+    costs: CostModel,
     *,
     min_rollouts: int,
     max_rollouts: int,
     value: NonzeroGradientValue,
-    solver: str,
-    time_limit: float | None,
-    allow_unused_budget: bool,
+    solve: Solve,
 ) -> AllocationResult:
     """Maximise the expected value of the whole step under the updated posteriors.
 
@@ -92,17 +88,15 @@ def bayes_round(
     prior : tuple of float
         ``(a, b)``: prompt ``i``'s belief is ``Beta(a + s, b + f)`` with ``s``
         and ``f`` its window's and the step's successes and failures.
-    units : numpy.ndarray of int64
-        Cost of one rollout of each prompt, in whole units.
-    budget : int
-        The round's budget in the same units.
+    costs : CostModel
+        Cost of one rollout of each prompt, and the round's budget, in whole units.
     min_rollouts, max_rollouts : int
         Bounds on each group's final size (a group already larger than
         ``max_rollouts`` gets nothing more).
     value : NonzeroGradientValue
         Value of a fresh group; see :class:`StepGroupValue`.
-    solver, time_limit, allow_unused_budget
-        Passed to :func:`~knapsack_alloc.allocate`.
+    solve : Solve
+        Runs the optimisation, with :class:`StepGroupValue` as the value model.
 
     Returns
     -------
@@ -110,35 +104,26 @@ def bayes_round(
         ``counts`` are the groups' final sizes.
     """
     held = evidence.held
-    updated = evidence.updated(window)
-    beliefs = BetaPosterior(updated.successes, updated.trials - updated.successes, prior=prior)
-    return allocate(
-        beliefs,
-        int(units @ held) + budget,
-        min_rollouts=np.maximum(held, min_rollouts),
-        max_rollouts=np.maximum(held, max_rollouts),
-        costs=None if (units == 1).all() else units,
-        value=StepGroupValue(value, held, evidence.wins),
-        solver=solver,
-        time_limit=time_limit,
-        allow_unused_budget=allow_unused_budget,
-    )
+    beliefs = evidence.updated(window).beliefs(prior)
+    return solve(
+        beliefs, costs.with_budget(int(costs.units @ held) + costs.budget_units),
+        np.maximum(held, min_rollouts), np.maximum(held, max_rollouts),
+        StepGroupValue(value, held, evidence.wins),
+    )  # fmt: skip
 
 
 def paper_round(
     window: WindowCounts,
     evidence: StepEvidence,
-    units: NDArray[np.int64],
-    budget: int,
+    costs: CostModel,
     *,
     min_rollouts: int,
     max_rollouts: int,
     min_history: int,
     alpha: float,
-    value: Any,
-    solver: str,
-    time_limit: float | None,
-) -> PaperPlan:
+    value: NonzeroGradientValue,
+    solve: Solve,
+) -> PresetPlan:
     """Apply the paper's rules to the groups the step has not yet made useful.
 
     Parameters
@@ -147,20 +132,19 @@ def paper_round(
         Each prompt's window before the step.
     evidence : StepEvidence
         The step's rewards so far.
-    units : numpy.ndarray of int64
-        Cost of one rollout of each prompt, in whole units.
-    budget : int
-        The round's budget in the same units.
+    costs : CostModel
+        Cost of one rollout of each prompt, and the round's budget, in whole units.
     min_rollouts, max_rollouts, min_history, alpha
-        As in :func:`~knapsack_alloc.presets.paper_counts`.
+        As in :func:`~knapsack_alloc.allocator.presets.paper_counts`.
     value : NonzeroGradientValue
         Value of a fresh group; see :class:`StepGroupValue`.
-    solver, time_limit
-        Passed to :func:`~knapsack_alloc.allocate`.
+    solve : Solve
+        Splits the effective groups' share (a budget it cannot spend is
+        spread over every group, never left unused).
 
     Returns
     -------
-    PaperPlan
+    PresetPlan
         ``counts`` are the groups' final sizes; ``rule`` is each prompt's
         category under the estimate updated with the step's rewards.
 
@@ -181,6 +165,7 @@ def paper_round(
     by :func:`~knapsack_alloc.allocate` with :class:`StepGroupValue`.
     """
     held, wins = evidence.held, evidence.wins
+    units, budget = costs.units, costs.budget_units
     updated = evidence.updated(window)
     rule = classify(updated.successes, updated.trials, updated.total, min_history)
     open_group = ~evidence.mixed
@@ -197,7 +182,7 @@ def paper_round(
     eff_units = units[effective]
     room = upper[effective] - lower[effective]
     capacity = int(eff_units @ room)
-    p = updated.successes[effective] / updated.trials[effective]
+    p = updated.rates[effective]
     if effective.any():
         need = int(eff_units @ _need(p, held[effective], wins[effective], room, alpha))
         share = min(need, remaining, capacity)
@@ -216,19 +201,14 @@ def paper_round(
     surplus -= moved
     allocation = None
     if effective.any():
-        allocation = allocate(
-            p,
-            int(eff_units @ lower[effective]) + share,
-            min_rollouts=lower[effective],
-            max_rollouts=upper[effective],
-            costs=None if (eff_units == 1).all() else eff_units,
-            value=StepGroupValue(value, held[effective], wins[effective]),
-            solver=solver,
-            time_limit=time_limit,
-        )
+        allocation = replace(solve, allow_unused_budget=False)(
+            p, costs.share(effective, int(eff_units @ lower[effective]) + share),
+            lower[effective], upper[effective],
+            StepGroupValue(value, held[effective], wins[effective]),
+        )  # fmt: skip
         counts[effective] = allocation.counts
     _give_equally(surplus, np.arange(held.size), units, counts, fallback)
-    return PaperPlan(counts=counts, rule=rule, fallback=fallback, allocation=allocation)
+    return PresetPlan(counts=counts, rule=rule, fallback=fallback, allocation=allocation)
 
 
 def _need(

@@ -7,12 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from knapsack_alloc._validation import (
-    InvalidArgumentError,
-    integer_scalar,
-    real_array,
-    real_scalar,
-)
+from knapsack_alloc._validation import integer_scalar, real_array, real_scalar
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 # Shares must sum to 1 within this.
 _SHARE_TOLERANCE = 1e-9

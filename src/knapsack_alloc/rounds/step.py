@@ -18,23 +18,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, integer_array, real_array
-from knapsack_alloc.costs import resolve_costs
-from knapsack_alloc.history import WindowCounts, as_prompt_ids
-from knapsack_alloc.posterior import BetaPosterior
-from knapsack_alloc.presets import RULES, bayes_counts, classify, paper_counts
+from knapsack_alloc._validation import integer_array, real_array
+from knapsack_alloc.allocator.history import WindowCounts
+from knapsack_alloc.allocator.metrics import rule_counts
+from knapsack_alloc.allocator.presets import classify, rule_names
+from knapsack_alloc.allocator.prompt_index import as_prompt_ids
+from knapsack_alloc.allocator.rewards import read_round_rewards
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.rounds.plan import RoundPlan
 from knapsack_alloc.rounds.rules import StepEvidence, bayes_round, paper_round
 from knapsack_alloc.rounds.schedule import round_shares
-from knapsack_alloc.rounds.values import StepGroupValue
 from knapsack_alloc.values import NONZERO, NonzeroGradientValue, resolve_value
+from knapsack_alloc.values.step_group import StepGroupValue
 
 if TYPE_CHECKING:
     from knapsack_alloc.allocator import KnapsackAllocator
-
-# Largest step budget in cost units (sums stay exact in float64).
-_MAX_BUDGET = 2**53
 
 
 class StepRounds:
@@ -97,16 +96,7 @@ class StepRounds:
                 "that already holds rollouts is not defined for other models."
             )
         ids, kind = as_prompt_ids(prompt_ids, "prompt_ids")
-        window, per_rollout, prior = allocator._snapshot(ids, kind, costs)
-        model = resolve_costs(per_rollout, budget, ids.size, allocator.cost_resolution)
-        if model.budget_units > _MAX_BUDGET:
-            raise InvalidArgumentError(
-                f"budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
-            )
-        if ids.size == 0 and model.budget_units > 0:
-            raise InvalidArgumentError(
-                f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
-            )
+        window, model, prior = allocator._snapshot(ids, kind, costs, budget)
         self._allocator = allocator
         self._base = base
         self._ids = ids
@@ -221,8 +211,7 @@ class StepRounds:
         else:
             sizes, rule, fallback, allocation = self._later_round(budget, evidence, updated)
         counts = sizes - self._held
-        with np.errstate(invalid="ignore", divide="ignore"):
-            estimates = np.where(updated.trials > 0, updated.successes / updated.trials, np.nan)
+        estimates = updated.rates
         metrics = self._metrics(index, budget, counts, sizes, evidence, updated, rule, fallback)
         metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
         metrics["plan_time_s"] = time.perf_counter() - started
@@ -232,7 +221,7 @@ class StepRounds:
             counts=counts,
             sizes=sizes,
             open=~evidence.mixed,
-            rules=np.asarray(RULES)[rule],
+            rules=rule_names(rule),
             fallback=fallback,
             estimates=estimates,
             metrics=metrics,
@@ -285,7 +274,7 @@ class StepRounds:
                     f"{plan.round} planned {size} rollouts over {plan.counts.size} prompts); "
                     f"got {positions.size} entries that do not match the plan."
                 )
-        raw, success = self._scored(rewards, size)
+        raw, success = read_round_rewards(rewards, size, self._allocator.success_threshold)
         per_rollout = None
         if costs is not None:
             per_rollout = real_array("costs", costs, length=size)
@@ -340,21 +329,6 @@ class StepRounds:
         return metrics
 
     # --------------------------------------------------------------- helpers
-    def _scored(self, rewards: Any, size: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Validate a round's rewards; NaN (no reward) passes through, neither outcome."""
-        try:
-            probe = np.asarray(rewards, dtype=np.float64)
-        except (TypeError, ValueError):
-            probe = None  # not numbers: the allocator's check names the problem
-        if probe is None or probe.shape != (size,) or not np.isnan(probe).any():
-            raw, success = self._allocator._rewards(rewards, size)
-            return raw, success
-        unscored = np.isnan(probe)
-        raw, success = self._allocator._rewards(np.where(unscored, 0.0, probe), size)
-        raw[unscored] = np.nan
-        success[unscored] = False
-        return raw, success
-
     def _check_open(self, action: str) -> None:
         if self._finished:
             raise InvalidArgumentError(f"cannot {action}: this step is finished.")
@@ -397,52 +371,31 @@ class StepRounds:
     def _preset_plan(
         self, budget: int
     ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
-        allocator, window, units = self._allocator, self._window, self._costs.units
-        if allocator.preset == "paper":
-            paper = paper_counts(
-                window.successes, window.trials, window.total, units, budget,
-                default_rollouts=self._first_default(budget),
-                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
-                min_history=allocator.min_history, alpha=allocator.alpha,
-                value=allocator.value, solver=allocator.solver,
-                time_limit=allocator.time_limit,
-                allow_unused_budget=allocator.allow_unused_budget,
-            )  # fmt: skip
-            return paper.counts, paper.rule, paper.fallback, paper.allocation
-        allocation = bayes_counts(
-            window.successes, window.trials, self._prior, units, budget,
-            min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
-            value=allocator.value, solver=allocator.solver, time_limit=allocator.time_limit,
-            allow_unused_budget=allocator.allow_unused_budget,
+        plan = self._allocator._preset_plan(
+            self._window, self._costs.with_budget(budget), self._prior,
+            self._first_default(budget) if self._allocator.preset == "paper" else None,
         )  # fmt: skip
-        return (
-            allocation.counts.copy(),
-            classify(window.successes, window.trials, window.total, allocator.min_history),
-            np.zeros(units.size, dtype=np.bool_),
-            allocation,
-        )
+        return plan.counts, plan.rule, plan.fallback, plan.allocation
 
     def _later_round(
         self, budget: int, evidence: StepEvidence, updated: WindowCounts
     ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
         """Plan a round after the first with the preset's round rule."""
-        allocator, units = self._allocator, self._costs.units
+        allocator = self._allocator
+        costs, solve = self._costs.with_budget(budget), allocator._solve()
         if allocator.preset == "paper":
             paper = paper_round(
-                self._window, evidence, units, budget,
-                min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
-                min_history=allocator.min_history, alpha=allocator.alpha, value=self._base,
-                solver=allocator.solver, time_limit=allocator.time_limit,
+                self._window, evidence, costs, min_rollouts=allocator.min_rollouts,
+                max_rollouts=allocator.max_rollouts, min_history=allocator.min_history,
+                alpha=allocator.alpha, value=self._base, solve=solve,
             )  # fmt: skip
             return paper.counts, paper.rule, paper.fallback, paper.allocation
         allocation = bayes_round(
-            self._window, evidence, self._prior, units, budget,
-            min_rollouts=allocator.min_rollouts, max_rollouts=allocator.max_rollouts,
-            value=self._base, solver=allocator.solver, time_limit=allocator.time_limit,
-            allow_unused_budget=allocator.allow_unused_budget,
+            self._window, evidence, self._prior, costs, min_rollouts=allocator.min_rollouts,
+            max_rollouts=allocator.max_rollouts, value=self._base, solve=solve,
         )  # fmt: skip
         rule = classify(updated.successes, updated.trials, updated.total, allocator.min_history)
-        return allocation.counts.copy(), rule, np.zeros(units.size, dtype=np.bool_), allocation
+        return allocation.counts.copy(), rule, np.zeros(rule.size, dtype=np.bool_), allocation
 
     def _first_default(self, budget: int) -> int:
         """``default_rollouts`` scaled to the first round's share of the budget.
@@ -470,14 +423,11 @@ class StepRounds:
         fallback: NDArray[np.bool_],
     ) -> dict[str, float]:
         per_rollout = self._costs.per_rollout
-        # Cost units in the caller's scale (rounded costs count in cost_resolution).
-        resolution = self._allocator.cost_resolution
-        unit = resolution if resolution is not None and self._costs.kind == "rounded" else 1.0
+        unit = self._costs.unit  # one cost unit in the caller's scale
         prior = self._prior
-        beliefs = BetaPosterior(updated.successes, updated.trials - updated.successes, prior=prior)
+        beliefs = updated.beliefs(prior)
         mixed = StepGroupValue(NONZERO, evidence.held, evidence.wins).value(sizes, beliefs)
         total = int(sizes.sum())
-        by_rule = np.bincount(rule, minlength=len(RULES))
         cost = float(per_rollout @ counts)
         return {
             "round": float(index),
@@ -495,8 +445,7 @@ class StepRounds:
             "prompts_mixed": float(evidence.mixed.sum()),
             "pred_prompts_with_gradient": float(mixed.sum()),
             "pred_effective_ratio": float(sizes @ mixed) / total if total else 0.0,
-            **{f"prompts_{name}": float(by_rule[code]) for code, name in enumerate(RULES)},
-            "prompts_fallback": float(fallback.sum()),
+            **rule_counts(rule, fallback),
             "prior_a": prior[0],
             "prior_b": prior[1],
         }

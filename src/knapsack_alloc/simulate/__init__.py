@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate.dynamics import LearningModel
 from knapsack_alloc.simulate.environment import Environment, Groups
 from knapsack_alloc.simulate.loader import Loader

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, real_scalar
+from knapsack_alloc._validation import real_scalar
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 #: Largest learning rate for which one update never pushes ``p`` above 1.
 MAX_LEARNING_RATE = 4.0

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.exceptions import MissingDependencyError
 from knapsack_alloc.simulate.report import Report, replace_file
 
 _PANELS = (
@@ -52,7 +53,9 @@ def plot_report(report: Report, path: str | os.PathLike[str]) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'knapsack-alloc[plot]'") from None
+        raise MissingDependencyError(
+            "--plot needs matplotlib: pip install 'knapsack-alloc[plot]'"
+        ) from None
     scenario = report.scenario
     figure, axes = plt.subplots(2, 3, figsize=(16, 9.5), layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -10,15 +10,19 @@ matched to the budget is described in ``docs/simulator.md``.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError, integer_scalar, real_scalar
-from knapsack_alloc.metrics import uniform_counts
+from knapsack_alloc._validation import integer_scalar, real_scalar
+from knapsack_alloc.allocator.metrics import uniform_counts
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate.environment import EMPTY_GROUPS, Groups
 from knapsack_alloc.simulate.policy import Policy, StepContext, StepResult
+
+if TYPE_CHECKING:
+    from knapsack_alloc.allocator.presets import PresetName
 
 
 def group_size(context: StepContext) -> int:
@@ -73,7 +77,9 @@ class Knapsack(Policy):
         Passed to :class:`~knapsack_alloc.KnapsackAllocator`.
     """
 
-    def __init__(self, preset: str = "paper", oversample: float = 1.0, **params: Any) -> None:
+    def __init__(
+        self, preset: PresetName = "paper", oversample: float = 1.0, **params: Any
+    ) -> None:
         from knapsack_alloc.allocator import KnapsackAllocator
 
         KnapsackAllocator(preset, **params)  # fail now on a bad preset or parameter
@@ -129,7 +135,7 @@ class KnapsackRounds(Policy):
     """
 
     def __init__(
-        self, preset: str = "bayes", rounds: int = 2, first_share: float | None = None,
+        self, preset: PresetName = "bayes", rounds: int = 2, first_share: float | None = None,
         **params: Any,
     ) -> None:  # fmt: skip
         from knapsack_alloc.allocator import KnapsackAllocator

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 #: Named populations and the mixtures they stand for (see ``docs/simulator.md``).
 PRESETS: dict[str, str] = {

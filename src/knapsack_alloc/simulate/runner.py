@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import InvalidArgumentError
+from knapsack_alloc.exceptions import InvalidArgumentError
 from knapsack_alloc.simulate.environment import Environment, Groups
 from knapsack_alloc.simulate.loader import Loader
 from knapsack_alloc.simulate.policy import Policy, StepContext

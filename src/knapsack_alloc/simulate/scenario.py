@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from knapsack_alloc._validation import InvalidArgumentError, integer_scalar
+from knapsack_alloc._validation import integer_scalar
+from knapsack_alloc.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from knapsack_alloc.simulate.dynamics import LearningModel
 from knapsack_alloc.simulate.population import Population
 
@@ -47,7 +48,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if not isinstance(self.population, Population):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"population must be a Population (see Population.from_argument), got "
                 f"{type(self.population).__name__}."
             )

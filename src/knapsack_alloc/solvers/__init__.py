@@ -1,24 +1,27 @@
-"""Solver registry: every way to solve a :class:`~knapsack_alloc._problem.Problem`.
+"""Solver dispatch: every way to solve a :class:`~knapsack_alloc.solvers.problem.Problem`.
 
-``SOLVERS[name](problem, options)`` runs the named solver; ``"auto"`` is
-resolved here and only here. Kernel modules (and so numba) are imported on
-first use, which keeps ``import knapsack_alloc`` fast. Solvers return
-rollouts and, where they prove one, a bound; the engine compares the
-objective with the Lagrangian bound (:mod:`knapsack_alloc.certificates`) to set
-the status.
+``SOLVERS[name].run(problem, options)`` runs the named solver; ``"auto"`` is
+resolved here and only here. The kernels live in :mod:`.kernels` (numba,
+imported on first use, which keeps ``import knapsack_alloc`` fast) and the
+OR-Tools back end in :mod:`.ortools`. Solvers return rollouts and, where they
+prove one, a bound; the engine compares the objective with the Lagrangian
+bound (:mod:`knapsack_alloc.certificates`) to set the status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._problem import Problem
-from knapsack_alloc._validation import InvalidArgumentError
-from knapsack_alloc.solvers._ties import canonical
+from knapsack_alloc.exceptions import InvalidArgumentError
+from knapsack_alloc.solvers.problem import Problem, SolverOptions, SolverOutput
+from knapsack_alloc.values.gains import GainSource
+
+SolverName = Literal["auto", "greedy", "dp", "ortools", "textbook"]
 
 #: Largest general (non-concave) DP that ``"auto"`` runs: prompts x budget x span steps.
 GENERAL_DP_MAX_WORK = 2_000_000_000
@@ -28,56 +31,13 @@ _WINDOW_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
-class SolverOptions:
-    """Limits a caller sets on the solvers.
-
-    Attributes
-    ----------
-    time_limit : float or None
-        Seconds allowed to ``'ortools'``.
-    max_table_bytes : int
-        Largest memory the DP tables of ``'dp'`` and ``'textbook'`` may take.
-    """
-
-    time_limit: float | None
-    max_table_bytes: int
-
-
-@dataclass(frozen=True)
-class GreedyOutput:
+class _Greedy:
     """The greedy kernel's answer: extra rollouts, their gain, the LP bound and dual price."""
 
     extra: NDArray[np.int64]
     taken: float
     bound: float
     price: float
-
-
-@dataclass(frozen=True)
-class SolverOutput:
-    """What a solver returns.
-
-    Attributes
-    ----------
-    extra : numpy.ndarray of int64
-        Rollouts above each prompt's minimum.
-    bound : float or None
-        A bound on the summed gains of any feasible allocation that the
-        solver itself proves (the DP's table, SCIP's dual bound), if any.
-    price : float or None
-        A price of one cost unit that makes the Lagrangian bound tight or
-        nearly so, if the solver found one (else the engine searches).
-    solver : str
-        The solver that produced ``extra``.
-    timed_out : bool
-        Whether the solver stopped at its time limit.
-    """
-
-    extra: NDArray[np.int64]
-    bound: float | None
-    price: float | None
-    solver: str
-    timed_out: bool = False
 
 
 class _TableTooLarge(Exception):
@@ -90,15 +50,7 @@ class _TableTooLarge(Exception):
 
 
 def _table(problem: Problem) -> NDArray[np.float64]:
-    gains = problem.gains
-    if gains.use_table:
-        return gains.table
-    from knapsack_alloc.solvers._gains import gain_table
-
-    return gain_table(
-        problem.lower, problem.span, gains.term_a, gains.term_b,
-        gains.a_num, gains.b_num, gains.den, gains.step,
-    )  # fmt: skip
+    return problem.gains.dense(problem.lower, problem.span)
 
 
 def _shift_rows(table: NDArray[np.float64], offset: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -108,17 +60,14 @@ def _shift_rows(table: NDArray[np.float64], offset: NDArray[np.int64]) -> NDArra
     return np.ascontiguousarray(np.take_along_axis(table, columns, axis=1))
 
 
-def _run_greedy(problem: Problem, table: NDArray[np.float64] | None = None) -> GreedyOutput:
-    from knapsack_alloc.solvers._greedy import greedy_kernel
+def _run_greedy(problem: Problem) -> _Greedy:
+    from knapsack_alloc.solvers.kernels.greedy import greedy_kernel
 
-    gains = problem.gains
-    use_table = table is not None or gains.use_table
     extra, taken, bound, price = greedy_kernel(
         problem.lower, problem.span, problem.costs, problem.capacity,
-        gains.term_a, gains.term_b, gains.a_num, gains.b_num, gains.den, gains.step,
-        gains.table if table is None else table, use_table,
+        *problem.gains.recurrence(),
     )  # fmt: skip
-    return GreedyOutput(extra, taken, bound, price)
+    return _Greedy(extra, taken, bound, price)
 
 
 def _spend_leftover(
@@ -132,15 +81,18 @@ def _spend_leftover(
     leftover = problem.capacity - int(problem.costs @ extra)
     if leftover <= 0 or table.shape[1] == 0:
         return extra
+    shifted = GainSource.tabulated(_shift_rows(table, extra))
     rest = replace(problem, lower=problem.lower + extra, span=problem.span - extra,
-                   capacity=leftover)  # fmt: skip
-    return extra + _run_greedy(rest, _shift_rows(table, extra)).extra
+                   capacity=leftover, gains=shifted)  # fmt: skip
+    return extra + _run_greedy(rest).extra
 
 
 def _finish(
     problem: Problem, table: NDArray[np.float64], extra: NDArray[np.int64]
 ) -> NDArray[np.int64]:
-    """Bring an exact solver's answer to the one tie rule (see :mod:`._ties`)."""
+    """Bring an exact solver's answer to the one tie rule (see :mod:`.kernels.ties`)."""
+    from knapsack_alloc.solvers.kernels.ties import canonical
+
     return canonical(
         table, problem.lower, problem.span, problem.costs, extra, problem.concave,
         lambda taken: _spend_leftover(problem, table, taken),
@@ -187,7 +139,7 @@ def _concave_dp(problem: Problem, options: SolverOptions) -> SolverOutput:
 
     The greedy answer and its LP bound first; if they do not meet, the LP
     dual price fixes each prompt to a narrow window of rollout counts
-    (:func:`~knapsack_alloc.solvers._dp.lagrangian_windows`) and a DP over
+    (:func:`~knapsack_alloc.solvers.kernels.dp.lagrangian_windows`) and a DP over
     the windows finishes the job. The optimum is either inside the windows
     or worth less than the greedy answer, so the DP's value over the
     windows is a proven bound.
@@ -195,7 +147,7 @@ def _concave_dp(problem: Problem, options: SolverOptions) -> SolverOutput:
     greedy = _run_greedy(problem)
     if greedy.bound <= greedy.taken:
         return SolverOutput(greedy.extra, None, greedy.price, "greedy")
-    from knapsack_alloc.solvers._dp import dp_kernel, lagrangian_windows
+    from knapsack_alloc.solvers.kernels.dp import dp_kernel, lagrangian_windows
 
     gain_bytes = 2 * _gain_table_bytes(problem)  # the table and its shifted copy
     _check_table(gain_bytes, problem, options)
@@ -235,7 +187,7 @@ def solve_dp(problem: Problem, options: SolverOptions) -> SolverOutput:
         raise InvalidArgumentError(
             _too_large(problem, "dp", error, options.max_table_bytes)
         ) from None
-    from knapsack_alloc.solvers._dp import dp_kernel
+    from knapsack_alloc.solvers.kernels.dp import dp_kernel
 
     table = _table(problem)
     extra, gain = dp_kernel(table, problem.span, problem.costs, problem.capacity, False)
@@ -252,7 +204,7 @@ def solve_textbook(problem: Problem, options: SolverOptions) -> SolverOutput:
         raise InvalidArgumentError(
             _too_large(problem, "textbook", error, options.max_table_bytes)
         ) from None
-    from knapsack_alloc.solvers._textbook import textbook_dp
+    from knapsack_alloc.solvers.kernels.textbook import textbook_dp
 
     table = _table(problem)
     extra, gain = textbook_dp(table, problem.span, problem.costs, problem.capacity)
@@ -261,7 +213,7 @@ def solve_textbook(problem: Problem, options: SolverOptions) -> SolverOutput:
 
 def solve_ortools(problem: Problem, options: SolverOptions) -> SolverOutput:
     """Mixed-integer programme solved by OR-Tools' SCIP."""
-    from knapsack_alloc.solvers._ortools import ortools_mip
+    from knapsack_alloc.solvers.ortools import ortools_mip
 
     table = _table(problem)
     extra, bound, status = ortools_mip(
@@ -299,10 +251,31 @@ def solve_auto(problem: Problem, options: SolverOptions) -> SolverOutput:
     return solve_dp(problem, options)
 
 
-SOLVERS: dict[str, Callable[[Problem, SolverOptions], SolverOutput]] = {
-    "auto": solve_auto,
-    "greedy": solve_greedy,
-    "dp": solve_dp,
-    "ortools": solve_ortools,
-    "textbook": solve_textbook,
+@dataclass(frozen=True)
+class Solver:
+    """A registered solver.
+
+    Attributes
+    ----------
+    run : callable
+        ``run(problem, options) -> SolverOutput``.
+    uses_time_limit : bool
+        Whether ``time_limit`` bounds it (else giving one is warned about).
+    greedy_on_unit_costs : bool
+        Whether it answers a concave, unit-cost problem with the greedy
+        kernel alone (exact there), as :func:`~knapsack_alloc.allocate`'s
+        one-call path does.
+    """
+
+    run: Callable[[Problem, SolverOptions], SolverOutput]
+    uses_time_limit: bool = False
+    greedy_on_unit_costs: bool = False
+
+
+SOLVERS: dict[SolverName, Solver] = {
+    "auto": Solver(solve_auto, greedy_on_unit_costs=True),
+    "greedy": Solver(solve_greedy, greedy_on_unit_costs=True),
+    "dp": Solver(solve_dp, greedy_on_unit_costs=True),
+    "ortools": Solver(solve_ortools, uses_time_limit=True),
+    "textbook": Solver(solve_textbook),
 }

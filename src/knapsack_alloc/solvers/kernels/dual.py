@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knapsack_alloc._jit import kernel
-from knapsack_alloc.solvers._gains import advance, next_gain
+from knapsack_alloc.solvers.kernels.gains import advance, next_gain
 
 # Factor of the geometric descent that brackets the best price.
 _DESCENT = 2.0**-8
@@ -70,8 +70,10 @@ def _scan(
                                              b_num[i], den[i], concave, unit_price,
                                              extra[i])  # fmt: skip
         else:
+            # Point rates (step 0) carry no denominators: den is empty then.
+            den_i = den[i] if step != 0.0 else 0.0
             best, best_k, gains = _walk_from_zero(span[i], term_a[i], term_b[i], a_num[i],
-                                                  b_num[i], den[i], step, unit_price,
+                                                  b_num[i], den_i, step, unit_price,
                                                   extra[i])  # fmt: skip
         total += best
         spend += costs[i] * best_k
@@ -114,7 +116,7 @@ def _walk_geometric(
 ) -> tuple[float, int, float]:
     """Scan point-rate gains ``a + b``, whose terms shrink by constant ratios.
 
-    The same arithmetic as :func:`~knapsack_alloc.solvers._gains.advance`.
+    The same arithmetic as :func:`~knapsack_alloc.solvers.kernels.gains.advance`.
     """
     running = 0.0
     held = 0.0
@@ -150,7 +152,7 @@ def _walk_beta(
 ) -> tuple[float, int, float]:
     """Scan Beta-posterior gains, whose terms shrink by ``(num + n) / (den + n)`` at ``n``.
 
-    The same arithmetic as :func:`~knapsack_alloc.solvers._gains.advance`.
+    The same arithmetic as :func:`~knapsack_alloc.solvers.kernels.gains.advance`.
     """
     running = 0.0
     held = 0.0

@@ -20,25 +20,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.exceptions import MissingDependencyError, SolverError
+
 INSTALL_HINT = (
     "solver='ortools' needs the optional dependency OR-Tools: "
     "pip install 'knapsack-alloc[ortools]' (or pip install ortools)."
 )
 
 
-class MissingDependencyError(ImportError):
-    """An optional dependency needed for the requested feature is not installed."""
-
-
-class SolverError(RuntimeError):
-    """A back end stopped without any allocation to return."""
-
-
 # Gains below this fraction of the largest are dropped from the objective:
 # SCIP's tolerances cannot tell them from zero anyway.
 _RESOLVED = 1e-12
-# Below this largest gain every allocation is worth the same to SCIP.
-_NEGLIGIBLE_PEAK = 1e-200
+# Below this largest gain (the smallest normal double) 1 / gain overflows: nothing to scale.
+_NEGLIGIBLE_PEAK = float(np.finfo(np.float64).tiny)
 
 
 def _total_gain(table: NDArray[np.float64], span: NDArray[np.int64]) -> float:

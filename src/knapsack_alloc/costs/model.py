@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import (
-    MAX_INTEGER,
-    InvalidArgumentError,
-    real_array,
-    real_scalar,
-)
+from knapsack_alloc._validation import MAX_INTEGER, positive_costs, real_scalar
+from knapsack_alloc.exceptions import InvalidArgumentError
 
 #: Relative amount by which the real spend may exceed the budget with rounded
 #: costs: the representation error of decimal inputs in binary floating point.
@@ -42,6 +38,7 @@ _BUDGET_TOO_LARGE = (
     "budget == {budget!r} is too large; budgets up to 2**53 cost units are supported."
 )
 
+
 @dataclass(frozen=True)
 class CostModel:
     """Per-rollout costs and the budget, both in whole units.
@@ -51,7 +48,7 @@ class CostModel:
     units : numpy.ndarray of int64
         Cost of one rollout of each prompt, in units.
     budget : float
-        The budget as given.
+        The budget in the caller's scale.
     budget_units : int
         The budget in units.
     per_rollout : numpy.ndarray of float64
@@ -61,6 +58,11 @@ class CostModel:
     rounding : float or None
         Largest relative rounding ``(unit * units - cost) / cost >= 0`` when
         costs were rounded up, else None.
+    unit : float
+        Size of one unit in the caller's scale: ``cost_resolution`` for
+        rounded costs, else 1.
+    shown_budget : object
+        The budget as the caller wrote it, for error messages.
     """
 
     units: NDArray[np.int64]
@@ -69,6 +71,34 @@ class CostModel:
     per_rollout: NDArray[np.float64]
     kind: Literal["unit", "integer", "rounded"]
     rounding: float | None
+    unit: float = 1.0
+    shown_budget: Any = None
+
+    def with_budget(self, budget_units: int) -> CostModel:
+        """Return the same costs with a budget of ``budget_units``, e.g. one round's."""
+        budget = budget_units * self.unit
+        shown = budget_units if self.unit == 1.0 else budget
+        return replace(self, budget=budget, budget_units=budget_units, shown_budget=shown)
+
+    def share(self, prompts: NDArray[np.bool_], budget_units: int) -> CostModel:
+        """Return the costs of some ``prompts`` with a budget of ``budget_units``, same units."""
+        per_rollout = self.per_rollout[prompts]
+        units = self.units[prompts]
+        budget = budget_units * self.unit
+        rounding = (
+            None if self.rounding is None else _largest_rounding(units, self.unit, per_rollout)
+        )
+        shown = budget_units if self.unit == 1.0 else budget
+        # Built directly: dataclasses.replace is several times slower, and this runs every plan.
+        return CostModel(
+            units, budget, budget_units, per_rollout, self.kind, rounding, self.unit, shown
+        )
+
+    def spent(self, counts: NDArray[np.int64]) -> float:
+        """Cost of ``counts`` rollouts per prompt in the caller's scale (unrounded costs)."""
+        if self.kind == "unit":
+            return float(counts.sum())
+        return float(self.per_rollout @ counts)
 
 
 def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> CostModel:
@@ -89,6 +119,15 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
     -------
     CostModel
     """
+    model = _resolve(costs, budget, size, cost_resolution)
+    if size == 0 and model.budget_units > 0:
+        raise InvalidArgumentError(
+            f"budget == {budget!r} but there are no prompts; pass budget=0 for an empty batch."
+        )
+    return model
+
+
+def _resolve(costs: Any, budget: Any, size: int, cost_resolution: Any) -> CostModel:
     budget_value = real_scalar("budget", budget)
     if budget_value < 0:
         raise InvalidArgumentError(f"budget == {budget!r}, must be >= 0.")
@@ -97,14 +136,7 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         if cost_resolution is None:
             return _unit(per_rollout, budget, budget_value)
     else:
-        per_rollout = real_array("costs", costs, length=size)
-        not_positive = per_rollout <= 0
-        if not_positive.any():
-            index = int(np.flatnonzero(not_positive)[0])
-            raise InvalidArgumentError(
-                f"costs[{index}] == {float(per_rollout[index])!r}, "
-                "must be > 0 (cost of one rollout)."
-            )
+        per_rollout = positive_costs("costs", costs, length=size)
     if cost_resolution is not None:
         return _rounded(per_rollout, budget, budget_value, cost_resolution)
 
@@ -131,13 +163,14 @@ def resolve_costs(costs: Any, budget: Any, size: int, cost_resolution: Any) -> C
         per_rollout=per_rollout,
         kind="integer",
         rounding=None,
+        shown_budget=budget,
     )
 
 
 def _unit(per_rollout: NDArray[np.float64], budget: Any, budget_value: float) -> CostModel:
     whole = _whole_budget(budget, budget_value)
     units = per_rollout.astype(np.int64)
-    return CostModel(units, budget_value, whole, per_rollout, "unit", None)
+    return CostModel(units, budget_value, whole, per_rollout, "unit", None, shown_budget=budget)
 
 
 def _whole_budget(budget: Any, budget_value: float) -> int:
@@ -182,15 +215,25 @@ def _rounded(
             f"of cost_resolution == {unit!r}; at most 2**53 units are supported, use a coarser "
             "cost_resolution."
         )
-    rounding = (units * unit - per_rollout) / per_rollout
+    whole = units.astype(np.int64)
     return CostModel(
-        units=units.astype(np.int64),
+        units=whole,
         budget=budget_value,
         budget_units=int(budget_units),
         per_rollout=per_rollout,
         kind="rounded",
-        rounding=float(np.maximum(rounding, 0.0).max(initial=0.0)),
+        rounding=_largest_rounding(whole, unit, per_rollout),
+        unit=unit,
+        shown_budget=budget,
     )
+
+
+def _largest_rounding(
+    units: NDArray[np.int64], unit: float, per_rollout: NDArray[np.float64]
+) -> float:
+    """Largest relative amount ``(unit * units - cost) / cost`` a cost was rounded up by."""
+    rounding = (units * unit - per_rollout) / per_rollout
+    return float(np.maximum(rounding, 0.0).max(initial=0.0))
 
 
 def _whole_units(

@@ -13,9 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knapsack_alloc._jit import kernel
-from knapsack_alloc._value_kernels import point_gain_terms, point_values
-from knapsack_alloc.solvers._dual import dual_gap
-from knapsack_alloc.solvers._greedy import greedy_kernel
+from knapsack_alloc.solvers.kernels.dual import dual_gap
+from knapsack_alloc.solvers.kernels.greedy import greedy_kernel
+from knapsack_alloc.values.kernels import point_gain_terms, point_values
 
 
 @kernel

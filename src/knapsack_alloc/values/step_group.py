@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._problem import EMPTY_TABLE, EMPTY_VECTOR, GainSource
-from knapsack_alloc._validation import InvalidArgumentError, integer_array
-from knapsack_alloc.posterior import BetaPosterior
-from knapsack_alloc.values import Estimates, NonzeroGradientValue, ValueModel, _beta_moments
+from knapsack_alloc._validation import integer_array
+from knapsack_alloc.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from knapsack_alloc.values.base import Estimates, ValueModel
+from knapsack_alloc.values.gains import GainSource
+from knapsack_alloc.values.nonzero import NonzeroGradientValue
+from knapsack_alloc.values.posterior import BetaPosterior
 
 
 class StepGroupValue(ValueModel):
@@ -60,7 +62,7 @@ class StepGroupValue(ValueModel):
 
     def __init__(self, base: NonzeroGradientValue, held: Any, successes: Any) -> None:
         if not isinstance(base, NonzeroGradientValue):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"base must be a NonzeroGradientValue (e.g. GRPO or NONZERO), got {base!r}."
             )
         self.base = base
@@ -88,7 +90,9 @@ class StepGroupValue(ValueModel):
         j, k = self.base.p_power, self.base.q_power
         if isinstance(estimates, BetaPosterior):
             x = more.astype(np.float64)
-            weight, all_succeed, all_fail = _beta_moments(estimates, (j, k), (j + x, k), (j, k + x))
+            more_p = x + j if j else x
+            more_q = more_p if k == j else (x + k if k else x)
+            weight, all_succeed, all_fail = estimates.moments((j, k), (more_p, k), (j, more_q))
         else:
             p = estimates
             weight = p**j * (1.0 - p) ** k
@@ -102,41 +106,36 @@ class StepGroupValue(ValueModel):
         # A group of at most one rollout cannot hold both outcomes.
         return np.where(counts <= 1, 0.0, values)
 
-    def gains(
+    def _gains(
         self, estimates: Estimates, lower: NDArray[np.int64], span: NDArray[np.int64]
     ) -> GainSource:
-        """See :meth:`ValueModel.gains`.
+        """Gains as a recurrence, shifted by the rollouts each group holds.
 
-        For ``N >= max(lower, 1)`` the gain is
-        ``[no failure] E[p**(N - h + j) q**(k + 1)] + [no success] E[p**(j + 1) q**(N - h + k)]``,
-        each term shrinking per rollout by ``p`` (``q``), or under a Beta
-        posterior by ``(a + j + N - h) / (a + b + j + k + 1 + N - h)``.
+        For ``N >= max(lower, 1)`` the gain is ``[no failure] E[p**(N - h + j)
+        q**(k + 1)] + [no success] E[p**(j + 1) q**(N - h + k)]``, each term
+        shrinking per rollout by ``p`` (``q``), or under a Beta posterior by
+        ``(a + j + N - h) / (a + b + j + k + 1 + N - h)``.
         """
         start = np.maximum(lower, 1)
         more = self._more(start, estimates, "min_rollouts")
         j, k = self.base.p_power, self.base.q_power
         if isinstance(estimates, BetaPosterior):
             x = more.astype(np.float64)
-            term_a, term_b = _beta_moments(estimates, (j + x, k + 1), (j + 1, k + x))
+            term_a, term_b = estimates.moments((j + x, k + 1), (j + 1, k + x))
             shift = self.held.astype(np.float64)
-            a_num = estimates.alpha + j - shift
-            b_num = estimates.beta + k - shift
-            den = estimates.alpha + estimates.beta + (j + k + 1) - shift
-            step = 1.0
-        else:
-            p = estimates
-            q = 1.0 - p
-            term_a = p ** (j + more) * q ** (k + 1)
-            term_b = p ** (j + 1) * q ** (k + more)
-            a_num, b_num, den, step = p, q, EMPTY_VECTOR, 0.0
-        return GainSource(
-            term_a=np.where(self.no_failure, term_a, 0.0),
-            term_b=np.where(self.no_success, term_b, 0.0),
-            a_num=a_num,
-            b_num=b_num,
-            den=den,
-            step=step,
-            table=EMPTY_TABLE,
+            return GainSource.beta(
+                np.where(self.no_failure, term_a, 0.0),
+                np.where(self.no_success, term_b, 0.0),
+                estimates.alpha + j - shift,
+                estimates.beta + k - shift,
+                estimates.alpha + estimates.beta + (j + k + 1) - shift,
+            )
+        p = estimates
+        q = 1.0 - p
+        term_a = p ** (j + more) * q ** (k + 1)
+        term_b = p ** (j + 1) * q ** (k + more)
+        return GainSource.geometric(
+            np.where(self.no_failure, term_a, 0.0), np.where(self.no_success, term_b, 0.0), p, q
         )
 
     def _more(

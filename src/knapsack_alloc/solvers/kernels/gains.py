@@ -2,7 +2,7 @@
 
 A prompt's state is ``(n, a, b)``: it holds ``n`` rollouts, and for gain
 recurrences ``a + b`` is the gain of its next rollout (see
-:class:`knapsack_alloc._problem.GainSource`). Keeping this arithmetic in one
+:class:`knapsack_alloc.values.gains.GainSource`). Keeping this arithmetic in one
 place makes all kernels see bit-identical gains.
 """
 

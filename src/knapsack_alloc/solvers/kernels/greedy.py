@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knapsack_alloc._jit import kernel
-from knapsack_alloc.solvers._gains import advance, next_gain
+from knapsack_alloc.solvers.kernels.gains import advance, next_gain
 
 _MAX_PASSES = 200
 _SMALLEST_STEP = 2.0**-64

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from knapsack_alloc.exceptions import CheckpointError, InvalidArgumentTypeError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: stray temporaries are not cleaned
@@ -44,10 +46,6 @@ MAGIC = b"KSALLOC\x00"
 _DIGEST_SIZE = 32
 _PREFIX_SIZE = len(MAGIC) + 8
 _DTYPES = frozenset({"|b1", "|i1", "|u1", "<i4", "<i8", "<f8"})
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, empty, truncated, corrupted, foreign or too new."""
 
 
 def write_checkpoint(
@@ -81,7 +79,7 @@ def write_checkpoint(
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         dtype = data.dtype.str
         if dtype not in _DTYPES:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"Array {name!r} has dtype {array.dtype}, which checkpoints do not store."
             )
         entries.append(
@@ -106,7 +104,9 @@ def write_checkpoint(
     try:
         header_bytes = json.dumps(header, allow_nan=False, sort_keys=True).encode("utf-8")
     except ValueError as error:
-        raise TypeError(f"Checkpoint metadata must be finite JSON values: {error}") from None
+        raise InvalidArgumentTypeError(
+            f"Checkpoint metadata must be finite JSON values: {error}"
+        ) from None
     target = Path(os.fspath(path))
     directory = target.parent
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
