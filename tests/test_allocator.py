@@ -12,6 +12,7 @@ from _oracles_allocator import (
 )
 from knapsack_alloc.allocator import KnapsackAllocator
 from knapsack_alloc.allocator.checkpoint import CheckpointError
+from knapsack_alloc.allocator.metrics import rollout_quantiles
 from knapsack_alloc.exceptions import InvalidArgumentError
 
 PLAN_KEYS = {
@@ -606,3 +607,14 @@ def test_the_allocation_and_the_metrics_report_cost_in_one_unit():
     assert plan.metrics["cost"] == pytest.approx(real)
     assert plan.allocation.total_cost == pytest.approx(real)
     assert plan.allocation.budget == plan.metrics["budget"] == 20.3
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=st.lists(st.integers(0, 2**40), min_size=1, max_size=300))
+def test_rollout_quantiles_match_numpy_percentile(counts):
+    """The one-sort percentiles equal np.percentile's default, min and max included."""
+    counts = np.array(counts, dtype=np.int64)
+    got = rollout_quantiles(counts)
+    expected = np.percentile(counts, [0, 100, 10, 25, 50, 75, 90])
+    names = ["rollouts_min", "rollouts_max", *(f"rollouts_p{q}" for q in (10, 25, 50, 75, 90))]
+    assert [got[name] for name in names] == pytest.approx(expected.tolist(), rel=1e-12)

@@ -11,6 +11,7 @@ from _solvers import EXACT_SOLVERS, ORTOOLS
 from knapsack_alloc import BetaPosterior, allocate
 from knapsack_alloc.costs import resolve_costs
 from knapsack_alloc.values import GRPO, NONZERO
+from knapsack_alloc.values.posterior import EXACT_EXPONENT
 from oracles import (
     best_total,
     brute_force,
@@ -106,18 +107,9 @@ def test_beta_posterior_matches_brute_force(solver, data):
     assert result.status == "optimal"
 
 
-# Beyond about a thousand observed rewards, E[p**x q**y] = exp(lgamma sums) loses
-# digits to cancellation (the lgamma terms grow like a log a while the value does
-# not): about 1e-7 relative at 1e4, 1e-5 at 1e5, 1e-3 at 1e6, and negative values
-# for 3 successes in 1e9 trials.
-LARGE_COUNT_PRECISION = pytest.mark.xfail(
-    strict=True, reason="posterior values lose precision beyond about 1e3 observed rewards"
-)
-
-
 @pytest.mark.parametrize(
     "large",
-    [100, 1000, *(pytest.param(n, marks=LARGE_COUNT_PRECISION) for n in (10**4, 10**6, 10**9))],
+    [100, 1000, 10**4, 10**6, 10**9],
 )
 @pytest.mark.parametrize("model", [GRPO, NONZERO], ids=["grpo", "nonzero"])
 def test_large_posterior_counts_keep_values_accurate(model, large):
@@ -129,6 +121,32 @@ def test_large_posterior_counts_keep_values_accurate(model, large):
         expected = [float(exact_expected_value(n, s + 1, f + 1, weight)) for s, f in pairs]
         assert (got >= 0).all()
         assert got == pytest.approx(expected, rel=TOLERANCE, abs=NEGLIGIBLE)
+
+
+@pytest.mark.parametrize("model", [GRPO, NONZERO], ids=["grpo", "nonzero"])
+def test_posterior_values_beyond_the_exact_range_use_log_gamma(model):
+    """Past EXACT_EXPONENT rollouts the value comes from log-Gamma moments: still right."""
+    beliefs = BetaPosterior([0, 1, 5, 40], [40, 5, 1, 0])
+    weight = weight_of(model)
+    n = EXACT_EXPONENT + 1
+    got = model.value(np.full(4, n), beliefs)
+    expected = [float(exact_expected_value(n, s + 1, f + 1, weight))
+                for s, f in zip(beliefs.successes, beliefs.failures, strict=True)]  # fmt: skip
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    successes=st.lists(st.floats(0, 1e3), min_size=1, max_size=6),
+    x=st.integers(0, 40),
+    y=st.integers(0, 40),
+)
+def test_integer_moments_match_log_gamma_moments(successes, x, y):
+    """The exact products and the log-Gamma formula give the same moments."""
+    beliefs = BetaPosterior(successes, successes[::-1])
+    (exact,) = beliefs.moments((x, y))
+    (log_gamma,) = beliefs.moments((float(x) + 0.0 * beliefs.alpha, float(y)))
+    assert exact == pytest.approx(log_gamma, rel=1e-9)
 
 
 @settings(max_examples=60, deadline=None)

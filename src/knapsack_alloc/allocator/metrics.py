@@ -112,12 +112,24 @@ def plan_metrics(
 
 
 def rollout_quantiles(counts: NDArray[np.int64]) -> dict[str, float]:
-    """``rollouts_min``, ``rollouts_max`` and the :data:`QUANTILES` percentiles (0 if empty)."""
+    """``rollouts_min``, ``rollouts_max`` and the :data:`QUANTILES` percentiles (0 if empty).
+
+    The percentiles are ``np.percentile``'s default (linear interpolation
+    between order statistics), read off one sort: ``np.percentile`` itself
+    takes about 35 µs on a batch of 256, a sixth of a whole plan.
+    """
     names = ["rollouts_min", "rollouts_max", *(f"rollouts_p{q}" for q in QUANTILES)]
     if not counts.size:
         return dict.fromkeys(names, 0.0)
-    values = np.percentile(counts, [0, 100, *QUANTILES])
+    ordered = np.sort(counts).astype(np.float64)
+    position = _FRACTIONS * (ordered.size - 1)
+    below = position.astype(np.int64)
+    above = np.minimum(below + 1, ordered.size - 1)
+    values = ordered[below] + (position - below) * (ordered[above] - ordered[below])
     return dict(zip(names, values.tolist(), strict=True))
+
+
+_FRACTIONS = np.array([0, 100, *QUANTILES]) / 100.0
 
 
 def update_metrics(summary: UpdateSummary, tracked: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Numba kernels for the built-in value models at point success rates."""
+"""Numba kernels for the built-in value models, at point success rates and under Beta posteriors."""
 
 from __future__ import annotations
 
@@ -74,3 +74,68 @@ def point_gain_terms(
         term_b[i] = power(x, p_power + 1) * power(y, start + q_power)
         q[i] = y
     return term_a, term_b, q
+
+
+@kernel
+def _beta_moment(a: float, b: float, x: int, y: int) -> float:
+    """``E[p**x (1 - p)**y]`` under ``Beta(a, b)`` for integers ``x, y >= 0``.
+
+    ``B(a + x, b + y) / B(a, b)`` as a product of ``x + y`` ratios, each at most
+    1: exact to a few ulps per ratio whatever the size of ``a`` and ``b``,
+    where differences of log-Gamma values lose digits.
+    """
+    result = 1.0
+    total = a + b
+    for t in range(x):
+        result *= (a + t) / (total + t)
+    for t in range(y):
+        result *= (b + t) / (total + x + t)
+    return result
+
+
+@kernel
+def beta_moments(
+    alpha: NDArray[np.float64],
+    beta: NDArray[np.float64],
+    x: NDArray[np.int64],
+    y: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """``E[p**x[i] (1 - p)**y[i]]`` under ``Beta(alpha[i], beta[i])`` per prompt."""
+    out = np.empty(alpha.shape[0], dtype=np.float64)
+    for i in range(alpha.shape[0]):
+        out[i] = _beta_moment(alpha[i], beta[i], x[i], y[i])
+    return out
+
+
+@kernel
+def beta_values(
+    counts: NDArray[np.int64],
+    alpha: NDArray[np.float64],
+    beta: NDArray[np.float64],
+    p_power: int,
+    q_power: int,
+) -> NDArray[np.float64]:
+    """``E[p**j q**k (1 - p**N - q**N)]`` under each prompt's Beta posterior.
+
+    The sum of the gains from 1 to ``N`` rollouts, ``E[p**(m+j) q**(k+1)] +
+    E[p**(j+1) q**(m+k)]`` for ``m = 1 .. N - 1``, walked with the solvers'
+    recurrence: a sum of positive terms, so it keeps full relative precision
+    where ``E[w] - E[w p**N] - E[w q**N]`` would cancel (a posterior
+    concentrated near 0 or 1).
+    """
+    out = np.empty(alpha.shape[0], dtype=np.float64)
+    for i in range(alpha.shape[0]):
+        a = alpha[i]
+        b = beta[i]
+        term_a = _beta_moment(a, b, p_power + 1, q_power + 1)
+        term_b = term_a
+        a_num = a + p_power
+        b_num = b + q_power
+        den = a + b + (p_power + q_power + 1)
+        value = 0.0
+        for m in range(1, counts[i]):
+            value += term_a + term_b
+            term_a = term_a * ((a_num + m) / (den + m))
+            term_b = term_b * ((b_num + m) / (den + m))
+        out[i] = value
+    return out

@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from knapsack_alloc._validation import integer_scalar
 from knapsack_alloc.values.base import Estimates, ValueModel
 from knapsack_alloc.values.gains import GainSource
-from knapsack_alloc.values.posterior import BetaPosterior
+from knapsack_alloc.values.posterior import EXACT_EXPONENT, BetaPosterior
 
 
 class NonzeroGradientValue(ValueModel):
@@ -49,12 +49,18 @@ class NonzeroGradientValue(ValueModel):
             from knapsack_alloc.values.kernels import point_values
 
             return point_values(np.asarray(counts, dtype=np.int64), estimates, j, k)
-        n = np.asarray(counts, dtype=np.float64)
-        # The same object for equal exponents lets moments() share their log-Gamma values.
-        more_p = n + j if j else n
-        more_q = more_p if k == j else (n + k if k else n)
+        n = np.asarray(counts, dtype=np.int64)
+        if n.size and n.min() >= 0 and n.max() <= EXACT_EXPONENT:
+            from knapsack_alloc.values.kernels import beta_values
+
+            return beta_values(np.ascontiguousarray(n), estimates.alpha, estimates.beta, j, k)
+        # Beyond the exact range: E[w] - E[w p**N] - E[w q**N] from log-Gamma values. The
+        # same object for equal exponents lets moments() share them.
+        x = n.astype(np.float64)
+        more_p = x + j if j else x
+        more_q = more_p if k == j else (x + k if k else x)
         weight, all_succeed, all_fail = estimates.moments((j, k), (more_p, k), (j, more_q))
-        return np.where(n > 1, weight - all_succeed - all_fail, 0.0)
+        return np.where(x > 1, weight - all_succeed - all_fail, 0.0)
 
     def _gains(
         self, estimates: Estimates, lower: NDArray[np.int64], span: NDArray[np.int64]
@@ -70,7 +76,7 @@ class NonzeroGradientValue(ValueModel):
 
             term_a, term_b, q = point_gain_terms(estimates, lower, j, k)
             return GainSource.geometric(term_a, term_b, estimates, q)
-        start = np.maximum(lower, 1).astype(np.float64)
+        start = np.maximum(lower, 1).astype(np.int64)
         a, b = estimates.alpha, estimates.beta
         term_a, term_b = estimates.moments((start + j, k + 1), (j + 1, start + k))
         return GainSource.beta(term_a, term_b, a + j, b + k, a + b + (j + k + 1))

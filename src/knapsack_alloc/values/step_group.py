@@ -89,7 +89,7 @@ class StepGroupValue(ValueModel):
         more = self._more(counts, estimates, "counts")
         j, k = self.base.p_power, self.base.q_power
         if isinstance(estimates, BetaPosterior):
-            x = more.astype(np.float64)
+            x = more  # integers: moments() computes them exactly
             more_p = x + j if j else x
             more_q = more_p if k == j else (x + k if k else x)
             weight, all_succeed, all_fail = estimates.moments((j, k), (more_p, k), (j, more_q))
@@ -120,8 +120,7 @@ class StepGroupValue(ValueModel):
         more = self._more(start, estimates, "min_rollouts")
         j, k = self.base.p_power, self.base.q_power
         if isinstance(estimates, BetaPosterior):
-            x = more.astype(np.float64)
-            term_a, term_b = estimates.moments((j + x, k + 1), (j + 1, k + x))
+            term_a, term_b = estimates.moments((j + more, k + 1), (j + 1, k + more))
             shift = self.held.astype(np.float64)
             return GainSource.beta(
                 np.where(self.no_failure, term_a, 0.0),
