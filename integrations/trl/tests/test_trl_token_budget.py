@@ -144,7 +144,6 @@ def test_long_answers_cost_more_than_short_ones(tmp_path):
     "allocator",
     [
         KnapsackAllocator("paper"),
-        KnapsackAllocator("paper", cost_model="tracked", allow_unused_budget=True),
         KnapsackAllocator("paper", cost_model="tracked", cost_resolution=1),
     ],
 )

@@ -446,7 +446,6 @@ def _trainer_class() -> type:
                 }
                 if (
                     settings["cost_model"] != "tracked"
-                    or settings["cost_resolution"] is None
                     or settings["allow_unused_budget"] is not True
                 ):
                     raise ValueError(
