@@ -28,6 +28,7 @@ from trl_shared import (  # noqa: E402
     NUM_GENERATIONS,
     PROMPTS_PER_STEP,
     STEPS,
+    AdvantageRecorder,
     Recorder,
     RecordingAllocator,
     example,
@@ -43,18 +44,6 @@ from knapsack_alloc.integrations.trl import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.filterwarnings(DEPRECATIONS)
-
-
-class AdvantageRecorder(KnapsackGRPOTrainer):
-    """Keeps the advantages the trainer hands to the loss."""
-
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        self.recorded_advantages = [
-            *getattr(self, "recorded_advantages", []),
-            output["advantages"].detach().cpu().numpy(),
-        ]
-        return output
 
 
 @dataclass

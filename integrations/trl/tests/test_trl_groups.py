@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from trl_shared import (  # noqa: E402
     DEPRECATIONS,
+    AdvantageRecorder,
     Recorder,
     RecordingAllocator,
     grpo_reference,
@@ -18,7 +19,6 @@ from trl_shared import (  # noqa: E402
 )
 
 from knapsack_alloc.integrations.groups import GroupStability  # noqa: E402
-from knapsack_alloc.integrations.trl import KnapsackGRPOTrainer  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(DEPRECATIONS)
 
@@ -98,16 +98,6 @@ def test_a_lone_success_among_93():
 def test_bad_options(kwargs, error, message):
     with pytest.raises(error, match=message):
         GroupStability(**kwargs)
-
-
-class AdvantageRecorder(KnapsackGRPOTrainer):
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        self.recorded_advantages = [
-            *getattr(self, "recorded_advantages", []),
-            output["advantages"].detach().cpu().numpy(),
-        ]
-        return output
 
 
 def test_trainer_clips_and_weights_per_prompt(tmp_path):

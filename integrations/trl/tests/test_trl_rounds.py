@@ -10,10 +10,8 @@ allocator is updated once per step with every round's rewards.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +21,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
+from trl_shared import (  # noqa: E402
+    BUDGET,
+    DEPRECATIONS,
+    DIFFICULTY,
+    PROMPTS_PER_STEP,
+    STEPS,
+    example,
+)
+
 from knapsack_alloc.allocator import KnapsackAllocator  # noqa: E402
 from knapsack_alloc.integrations.trl import (  # noqa: E402
     KnapsackGRPOTrainer,
@@ -30,28 +37,7 @@ from knapsack_alloc.integrations.trl import (  # noqa: E402
     process_aligned_shares,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated:FutureWarning"
-)
-
-DIFFICULTY = (0, 1, 2, 4, 8, 12, 16, 16)
-PROMPTS_PER_STEP = 4
-BUDGET = PROMPTS_PER_STEP * 8
-STEPS = 4
-
-
-def _load_example():
-    spec = importlib.util.spec_from_file_location(
-        "trl_grpo_example", ROOT / "examples" / "trl_grpo.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = _load_example()
+pytestmark = pytest.mark.filterwarnings(DEPRECATIONS)
 
 
 class RecordingAllocator(KnapsackAllocator):

@@ -23,6 +23,7 @@ from trl_shared import (  # noqa: E402
     BUDGET,
     DEPRECATIONS,
     STEPS,
+    AdvantageRecorder,
     Recorder,
     RecordingAllocator,
     example,
@@ -30,21 +31,7 @@ from trl_shared import (  # noqa: E402
     train,
 )
 
-from knapsack_alloc.integrations.trl import KnapsackGRPOTrainer  # noqa: E402
-
 pytestmark = pytest.mark.filterwarnings(DEPRECATIONS)
-
-
-class AdvantageRecorder(KnapsackGRPOTrainer):
-    """Keeps the advantages the trainer hands to the loss."""
-
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        self.recorded_advantages = [
-            *getattr(self, "recorded_advantages", []),
-            output["advantages"].detach().cpu().numpy(),
-        ]
-        return output
 
 
 @pytest.fixture(scope="module", params=["colocate", "server"])

@@ -11,6 +11,7 @@ import numpy as np
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 from knapsack_alloc.allocator import KnapsackAllocator
+from knapsack_alloc.integrations.trl import KnapsackGRPOTrainer
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -36,6 +37,18 @@ def _load_example():
 
 
 example = _load_example()
+
+
+class AdvantageRecorder(KnapsackGRPOTrainer):
+    """Keeps the advantages the trainer hands to the loss."""
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        self.recorded_advantages = [
+            *getattr(self, "recorded_advantages", []),
+            output["advantages"].detach().cpu().numpy(),
+        ]
+        return output
 
 
 class RecordingAllocator(KnapsackAllocator):

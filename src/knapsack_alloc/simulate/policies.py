@@ -30,6 +30,16 @@ def group_size(context: StepContext) -> int:
     return max(2, context.budget // context.batch_size)
 
 
+def _step_allocator(preset: PresetName, params: dict[str, Any], context: StepContext) -> Any:
+    """Create a knapsack policy's allocator; ``"paper"`` gives unseen prompts a uniform group."""
+    from knapsack_alloc.allocator import KnapsackAllocator
+
+    params = dict(params)
+    if preset == "paper":
+        params.setdefault("default_rollouts", group_size(context))
+    return KnapsackAllocator(preset, **params)
+
+
 class Uniform(Policy):
     """Every prompt of the batch gets the same share of the budget (GRPO's fixed ``n``).
 
@@ -92,12 +102,7 @@ class Knapsack(Policy):
     def step(self, context: StepContext) -> StepResult:
         """See :meth:`Policy.step`."""
         if self._allocator is None:
-            from knapsack_alloc.allocator import KnapsackAllocator
-
-            params = dict(self.params)
-            if self.preset == "paper":
-                params.setdefault("default_rollouts", group_size(context))
-            self._allocator = KnapsackAllocator(self.preset, **params)
+            self._allocator = _step_allocator(self.preset, self.params, context)
         prompts = context.take(round(context.batch_size * self.oversample))
         plan = self._allocator.plan(prompts, context.budget)
         sampled = plan.counts > 0
@@ -153,12 +158,7 @@ class KnapsackRounds(Policy):
     def step(self, context: StepContext) -> StepResult:
         """See :meth:`Policy.step`."""
         if self._allocator is None:
-            from knapsack_alloc.allocator import KnapsackAllocator
-
-            params = dict(self.params)
-            if self.preset == "paper":
-                params.setdefault("default_rollouts", group_size(context))
-            self._allocator = KnapsackAllocator(self.preset, **params)
+            self._allocator = _step_allocator(self.preset, self.params, context)
         prompts = context.take(context.batch_size)
         rounds = self._allocator.start_step(prompts, context.budget, shares=self.shares)
         successes = np.zeros(prompts.size, dtype=np.int64)
