@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from knapsack_alloc._validation import integer_scalar
 from knapsack_alloc.values.base import Estimates, ValueModel
 from knapsack_alloc.values.gains import GainSource
-from knapsack_alloc.values.posterior import EXACT_EXPONENT, BetaPosterior
+from knapsack_alloc.values.posterior import BetaPosterior, exact_exponents
 
 
 class NonzeroGradientValue(ValueModel):
@@ -49,11 +49,11 @@ class NonzeroGradientValue(ValueModel):
             from knapsack_alloc.values.kernels import point_values
 
             return point_values(np.asarray(counts, dtype=np.int64), estimates, j, k)
-        n = np.asarray(counts, dtype=np.int64)
-        if n.size and n.min() >= 0 and n.max() <= EXACT_EXPONENT:
+        n = np.ascontiguousarray(counts, dtype=np.int64)
+        if exact_exponents(n, n.shape[0]) is not None:
             from knapsack_alloc.values.kernels import beta_values
 
-            return beta_values(np.ascontiguousarray(n), estimates.alpha, estimates.beta, j, k)
+            return beta_values(n, estimates.alpha, estimates.beta, j, k)
         # Beyond the exact range: E[w] - E[w p**N] - E[w q**N] from log-Gamma values. The
         # same object for equal exponents lets moments() share them.
         x = n.astype(np.float64)

@@ -97,7 +97,7 @@ class BetaPosterior:
         array object twice) are computed once.
         """
         size = self.alpha.shape[0]
-        exact = [(_small_integers(x, size), _small_integers(y, size)) for x, y in exponents]
+        exact = [(exact_exponents(x, size), exact_exponents(y, size)) for x, y in exponents]
         if all(x is not None and y is not None for x, y in exact):
             from knapsack_alloc.values.kernels import beta_moments
 
@@ -142,8 +142,12 @@ class BetaPosterior:
 EXACT_EXPONENT = 4096
 
 
-def _small_integers(x: Exponent | int, size: int) -> NDArray[np.int64] | None:
-    """``x`` as one int64 per prompt if it is an integer type in ``[0, EXACT_EXPONENT]``."""
+def exact_exponents(x: Exponent | int, size: int) -> NDArray[np.int64] | None:
+    """``x`` as one int64 per prompt if it is an integer type in ``[0, EXACT_EXPONENT]``, else None.
+
+    These are the exponents :meth:`BetaPosterior.moments` and the built-in
+    values compute exactly, as products of ratios.
+    """
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "iu" or not x.size:
             return None
