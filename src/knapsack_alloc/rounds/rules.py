@@ -67,7 +67,7 @@ class StepEvidence:
 
 
 def bayes_round(
-    window: WindowCounts,
+    updated: WindowCounts,
     evidence: StepEvidence,
     prior: tuple[float, float],
     costs: CostModel,
@@ -81,8 +81,9 @@ def bayes_round(
 
     Parameters
     ----------
-    window : WindowCounts
-        Each prompt's window before the step.
+    updated : WindowCounts
+        Each prompt's window with the step's rewards so far added
+        (:meth:`StepEvidence.updated`).
     evidence : StepEvidence
         The step's rewards so far.
     prior : tuple of float
@@ -104,16 +105,15 @@ def bayes_round(
         ``counts`` are the groups' final sizes.
     """
     held = evidence.held
-    beliefs = evidence.updated(window).beliefs(prior)
     return solve(
-        beliefs, costs.with_budget(int(costs.units @ held) + costs.budget_units),
+        updated.beliefs(prior), costs.with_budget(int(costs.units @ held) + costs.budget_units),
         np.maximum(held, min_rollouts), np.maximum(held, max_rollouts),
         StepGroupValue(value, held, evidence.wins),
     )  # fmt: skip
 
 
 def paper_round(
-    window: WindowCounts,
+    updated: WindowCounts,
     evidence: StepEvidence,
     costs: CostModel,
     *,
@@ -128,8 +128,9 @@ def paper_round(
 
     Parameters
     ----------
-    window : WindowCounts
-        Each prompt's window before the step.
+    updated : WindowCounts
+        Each prompt's window with the step's rewards so far added
+        (:meth:`StepEvidence.updated`).
     evidence : StepEvidence
         The step's rewards so far.
     costs : CostModel
@@ -166,7 +167,6 @@ def paper_round(
     """
     held, wins = evidence.held, evidence.wins
     units, budget = costs.units, costs.budget_units
-    updated = evidence.updated(window)
     rule = classify(updated.successes, updated.trials, updated.total, min_history)
     open_group = ~evidence.mixed
     lower = np.maximum(held, min_rollouts)

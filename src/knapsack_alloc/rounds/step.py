@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from knapsack_alloc._validation import integer_array, real_array
+from knapsack_alloc._validation import integer_array, positive_costs
 from knapsack_alloc.allocator.history import WindowCounts
 from knapsack_alloc.allocator.metrics import rule_counts
-from knapsack_alloc.allocator.presets import classify, rule_names
+from knapsack_alloc.allocator.presets import PresetPlan, classify, rule_names
 from knapsack_alloc.allocator.prompt_index import as_prompt_ids
 from knapsack_alloc.allocator.rewards import read_round_rewards
 from knapsack_alloc.exceptions import InvalidArgumentError
-from knapsack_alloc.result import AllocationResult
 from knapsack_alloc.rounds.plan import RoundPlan
 from knapsack_alloc.rounds.rules import StepEvidence, bayes_round, paper_round
 from knapsack_alloc.rounds.schedule import round_shares
@@ -207,12 +206,12 @@ class StepRounds:
         evidence = self._evidence()
         updated = evidence.updated(self._window)
         if index == 0:
-            sizes, rule, fallback, allocation = self._first_round(budget)
+            chosen = self._first_round(budget)
         else:
-            sizes, rule, fallback, allocation = self._later_round(budget, evidence, updated)
+            chosen = self._later_round(budget, evidence, updated)
+        sizes, allocation = chosen.counts, chosen.allocation
         counts = sizes - self._held
-        estimates = updated.rates
-        metrics = self._metrics(index, budget, counts, sizes, evidence, updated, rule, fallback)
+        metrics = self._metrics(index, budget, counts, sizes, evidence, updated, chosen)
         metrics["solve_time_s"] = allocation.solve_time if allocation is not None else 0.0
         metrics["plan_time_s"] = time.perf_counter() - started
         self._pending = RoundPlan(
@@ -221,9 +220,9 @@ class StepRounds:
             counts=counts,
             sizes=sizes,
             open=~evidence.mixed,
-            rules=rule_names(rule),
-            fallback=fallback,
-            estimates=estimates,
+            rules=rule_names(chosen.rule),
+            fallback=chosen.fallback,
+            estimates=updated.rates,
             metrics=metrics,
             allocation=allocation,
         )
@@ -275,15 +274,7 @@ class StepRounds:
                     f"got {positions.size} entries that do not match the plan."
                 )
         raw, success = read_round_rewards(rewards, size, self._allocator.success_threshold)
-        per_rollout = None
-        if costs is not None:
-            per_rollout = real_array("costs", costs, length=size)
-            bad = per_rollout <= 0
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise InvalidArgumentError(
-                    f"costs[{i}] == {float(per_rollout[i])!r}, must be > 0 (cost of one rollout)."
-                )
+        per_rollout = None if costs is None else positive_costs("costs", costs, length=size)
         if self._rollout_costs and (per_rollout is None) != (self._rollout_costs[0] is None):
             raise InvalidArgumentError(
                 "give costs for every round of the step or for none of them."
@@ -292,7 +283,7 @@ class StepRounds:
         np.add.at(self._held, positions[scored], 1)
         np.add.at(self._wins, positions[scored], success[scored].astype(np.int64))
         self._spent += int(self._costs.units @ plan.counts)
-        self._cost += float(self._costs.per_rollout @ plan.counts)
+        self._cost += self._costs.spent(plan.counts)
         self._index.append(positions)
         self._rewards.append(raw)
         self._rollout_costs.append(per_rollout)
@@ -353,9 +344,7 @@ class StepRounds:
             trials=trials[self._prompt_of].astype(np.int64).reshape(size),
         )
 
-    def _first_round(
-        self, budget: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
+    def _first_round(self, budget: int) -> PresetPlan:
         """Plan the first round with the preset's own rule (``plan`` itself for one round)."""
         if self.rounds == 1:
             return self._preset_plan(budget)
@@ -368,34 +357,35 @@ class StepRounds:
                 "raise first_share (or the step's budget)."
             ) from None
 
-    def _preset_plan(
-        self, budget: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
-        plan = self._allocator._preset_plan(
+    def _preset_plan(self, budget: int) -> PresetPlan:
+        return self._allocator._preset_plan(
             self._window, self._costs.with_budget(budget), self._prior,
             self._first_default(budget) if self._allocator.preset == "paper" else None,
         )  # fmt: skip
-        return plan.counts, plan.rule, plan.fallback, plan.allocation
 
     def _later_round(
         self, budget: int, evidence: StepEvidence, updated: WindowCounts
-    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.bool_], AllocationResult | None]:
+    ) -> PresetPlan:
         """Plan a round after the first with the preset's round rule."""
         allocator = self._allocator
         costs, solve = self._costs.with_budget(budget), allocator._solve()
         if allocator.preset == "paper":
-            paper = paper_round(
-                self._window, evidence, costs, min_rollouts=allocator.min_rollouts,
+            return paper_round(
+                updated, evidence, costs, min_rollouts=allocator.min_rollouts,
                 max_rollouts=allocator.max_rollouts, min_history=allocator.min_history,
                 alpha=allocator.alpha, value=self._base, solve=solve,
             )  # fmt: skip
-            return paper.counts, paper.rule, paper.fallback, paper.allocation
         allocation = bayes_round(
-            self._window, evidence, self._prior, costs, min_rollouts=allocator.min_rollouts,
+            updated, evidence, self._prior, costs, min_rollouts=allocator.min_rollouts,
             max_rollouts=allocator.max_rollouts, value=self._base, solve=solve,
         )  # fmt: skip
         rule = classify(updated.successes, updated.trials, updated.total, allocator.min_history)
-        return allocation.counts.copy(), rule, np.zeros(rule.size, dtype=np.bool_), allocation
+        return PresetPlan(
+            counts=allocation.counts.copy(),
+            rule=rule,
+            fallback=np.zeros(rule.size, dtype=np.bool_),
+            allocation=allocation,
+        )
 
     def _first_default(self, budget: int) -> int:
         """``default_rollouts`` scaled to the first round's share of the budget.
@@ -419,16 +409,14 @@ class StepRounds:
         sizes: NDArray[np.int64],
         evidence: StepEvidence,
         updated: WindowCounts,
-        rule: NDArray[np.int8],
-        fallback: NDArray[np.bool_],
+        chosen: PresetPlan,
     ) -> dict[str, float]:
-        per_rollout = self._costs.per_rollout
         unit = self._costs.unit  # one cost unit in the caller's scale
         prior = self._prior
         beliefs = updated.beliefs(prior)
         mixed = StepGroupValue(NONZERO, evidence.held, evidence.wins).value(sizes, beliefs)
         total = int(sizes.sum())
-        cost = float(per_rollout @ counts)
+        cost = self._costs.spent(counts)
         return {
             "round": float(index),
             "rounds": float(self.rounds),
@@ -445,7 +433,7 @@ class StepRounds:
             "prompts_mixed": float(evidence.mixed.sum()),
             "pred_prompts_with_gradient": float(mixed.sum()),
             "pred_effective_ratio": float(sizes @ mixed) / total if total else 0.0,
-            **rule_counts(rule, fallback),
+            **rule_counts(chosen.rule, chosen.fallback),
             "prior_a": prior[0],
             "prior_b": prior[1],
         }
